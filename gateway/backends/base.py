@@ -1,0 +1,27 @@
+"""The backend seam: one image in, PNG bytes out.
+
+The server only knows this protocol; `gateway.server` picks the concrete
+backend (Bedrock through aiobotocore, pointed at AWS or at the emulator).
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from gateway.domain import ImageJob
+
+
+class Backend(Protocol):
+    """Generates one image of a job.
+
+    `generate_one` makes image `index` of `job` (seed = job.seed_for(index),
+    numberOfImages = 1) and returns the encoded image bytes. It must finish or
+    raise within `timeout` seconds, and raises only `gateway.errors.BackendError`
+    subclasses (or `ContentBlocked` for an input-filter refusal).
+    """
+
+    # The timeout is part of the contract: the fan-out hands each call the time
+    # left before the caller's deadline.
+    async def generate_one(self, job: ImageJob, index: int, *, timeout: float) -> bytes: ...  # noqa: ASYNC109
+
+    async def close(self) -> None: ...

@@ -1,0 +1,303 @@
+"""The Bedrock backend: one image per InvokeModel call through aiobotocore.
+
+botocore's own retries are off; this module retries throttling, 5xx and
+connection failures itself, with exponential backoff and full jitter, inside
+the caller's deadline. Every Bedrock and transport exception is mapped here,
+once, onto `gateway.errors`:
+
+    ThrottlingException (429)              retried -> BackendThrottled
+    ModelNotReady / InternalServer /
+      ServiceUnavailable / other 5xx /
+      connection errors                    retried -> BackendUnavailable
+    ValidationException (400)              ContentBlocked if the content filter
+                                           refused the input, else
+                                           BackendRejected(INVALID_ARGUMENT)
+    AccessDeniedException (403)            BackendRejected(PERMISSION_DENIED)
+    ResourceNotFoundException (404)        BackendRejected(FAILED_PRECONDITION)
+    ServiceQuotaExceededException (400)    BackendRejected(RESOURCE_EXHAUSTED)
+    ModelTimeoutException (408)            BackendTimeout
+    ModelErrorException (424), unknown     BackendUnavailable
+    200 with no image and an `error`       ImageFiltered (output content filter)
+    the caller's deadline passes           BackendTimeout
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import io
+import json
+import random
+from collections.abc import Callable
+from contextlib import AsyncExitStack
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any
+
+import aiohttp
+import grpc
+from aiobotocore.session import AioSession
+from botocore.config import Config
+from botocore.exceptions import (
+    ClientError,
+    HTTPClientError,
+    IncompleteReadError,
+    NoCredentialsError,
+)
+from botocore.exceptions import ConnectionError as BotoConnectionError
+
+from gateway.backends.titan_body import build_body
+from gateway.domain import ImageJob
+from gateway.errors import (
+    BackendError,
+    BackendRejected,
+    BackendThrottled,
+    BackendTimeout,
+    BackendUnavailable,
+    ContentBlocked,
+    GatewayError,
+    ImageFiltered,
+)
+
+__all__ = ["BedrockBackend", "BedrockConfig", "backoff_delay"]
+
+# Generation time is bounded by the caller's deadline (asyncio.timeout), not by
+# botocore's 60 s default read timeout, which premium/large images can exceed.
+_READ_TIMEOUT = 900.0
+# Used only when an endpoint_url (the emulator) is set and the AWS credential
+# chain finds nothing: the emulator does not check signatures.
+_EMULATOR_CREDENTIALS = {"aws_access_key_id": "emulator", "aws_secret_access_key": "emulator"}
+_CONTENT_FILTER = "blocked by our content filters"
+_THROTTLED = "ThrottlingException"
+_RETRYABLE_CODES = frozenset(
+    {_THROTTLED, "ModelNotReadyException", "InternalServerException", "ServiceUnavailableException"}
+)
+# Transport failures worth another attempt. botocore wraps aiohttp's errors in
+# ConnectionError (connect, TLS, proxy) or HTTPClientError (disconnects, read
+# timeouts, body streaming); aiohttp's own can still escape while reading.
+_CONNECTION_ERRORS = (
+    BotoConnectionError,
+    HTTPClientError,
+    IncompleteReadError,
+    aiohttp.ClientError,
+)
+
+
+@dataclass(frozen=True)
+class BedrockConfig:
+    """Where and how the backend calls Bedrock."""
+
+    region: str = "us-east-1"
+    endpoint_url: str | None = None  # e.g. the emulator's URL
+    max_connections: int = 64  # aiobotocore connection pool size
+    max_attempts: int = 4  # total attempts per image (1 = no retry)
+    backoff_base: float = 0.2  # seconds; exponential with full jitter
+    backoff_max: float = 5.0
+    connect_timeout: float = 5.0
+
+
+class _Transient(Exception):
+    """One failed attempt that may succeed if tried again; `error` is raised if not."""
+
+    def __init__(self, error: BackendError, *, throttled: bool = False) -> None:
+        super().__init__(error.message)
+        self.error = error
+        self.throttled = throttled
+
+
+class BedrockBackend:
+    """`gateway.backends.base.Backend` over one shared bedrock-runtime client."""
+
+    def __init__(self, config: BedrockConfig, *, rng: random.Random | None = None) -> None:
+        self._config = config
+        self._rng = rng or random.Random()
+        self._stack: AsyncExitStack | None = None
+        self._client: Any = None  # aiobotocore is untyped
+        self.retries = 0  # attempts repeated after a transient failure
+        self.throttles = 0  # ThrottlingException responses seen
+
+    async def start(self) -> None:
+        """Create the shared client; credentials come from the standard AWS chain."""
+        if self._client is not None:
+            return
+        session = AioSession()
+        async with AsyncExitStack() as stack:
+            self._client = await stack.enter_async_context(
+                session.create_client(
+                    "bedrock-runtime",
+                    region_name=self._config.region,
+                    endpoint_url=self._config.endpoint_url,
+                    config=self._botocore_config(),
+                    **await self._emulator_credentials(session),
+                )
+            )
+            self._stack = stack.pop_all()
+
+    async def close(self) -> None:
+        stack, self._stack, self._client = self._stack, None, None
+        if stack is not None:
+            await stack.aclose()
+
+    async def __aenter__(self) -> BedrockBackend:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    # The Backend protocol takes the caller's remaining deadline as a number.
+    async def generate_one(self, job: ImageJob, index: int, *, timeout: float) -> bytes:  # noqa: ASYNC109
+        """Image `index` of `job`, retried within `timeout` seconds; see the module docstring."""
+        if self._client is None:
+            raise RuntimeError("BedrockBackend.start() must be awaited before generate_one()")
+        body = json.dumps(build_body(job, index)).encode()
+        deadline = asyncio.get_running_loop().time() + timeout
+        try:
+            async with asyncio.timeout_at(deadline):
+                return await self._invoke_with_retries(job.model.model_id, body, deadline)
+        except TimeoutError as exc:
+            message = f"Bedrock did not return image {index} within {timeout:g}s"
+            raise BackendTimeout(message) from exc
+
+    async def _invoke_with_retries(self, model_id: str, body: bytes, deadline: float) -> bytes:
+        attempt = 1
+        while True:
+            try:
+                return await self._invoke_once(model_id, body)
+            except _Transient as transient:
+                self.throttles += int(transient.throttled)
+                delay = self._retry_delay(attempt, deadline)
+                if delay is None:
+                    raise transient.error from transient.__cause__
+            await asyncio.sleep(delay)
+            self.retries += 1
+            attempt += 1
+
+    def _retry_delay(self, attempt: int, deadline: float) -> float | None:
+        """The sleep before the next attempt, or None to give up now.
+
+        Gives up when the attempts are spent or when the sleep would reach the
+        deadline: the last Bedrock error then says more than a timeout would.
+        """
+        if attempt >= self._config.max_attempts:
+            return None
+        delay = backoff_delay(attempt, self._config, self._rng)
+        if asyncio.get_running_loop().time() + delay >= deadline:
+            return None
+        return delay
+
+    async def _invoke_once(self, model_id: str, body: bytes) -> bytes:
+        try:
+            response = await self._client.invoke_model(
+                modelId=model_id,
+                # A file object, fresh per attempt: aiohttp warns (and blocks
+                # the loop) when handed a raw bytes body over 1 MiB.
+                body=io.BytesIO(body),
+                contentType="application/json",
+                accept="application/json",
+            )
+            async with response["body"] as stream:
+                payload = await stream.read()
+        except ClientError as exc:
+            raise _map_client_error(exc, model_id) from exc
+        except _CONNECTION_ERRORS as exc:
+            error = BackendUnavailable(f"cannot reach Bedrock: {exc}")
+            raise _Transient(error) from exc
+        except NoCredentialsError as exc:
+            message = "the gateway found no AWS credentials (standard AWS credential chain)"
+            raise BackendRejected(message, grpc.StatusCode.FAILED_PRECONDITION) from exc
+        return _first_image(payload)
+
+    def _botocore_config(self) -> Config:
+        return Config(
+            max_pool_connections=self._config.max_connections,
+            connect_timeout=self._config.connect_timeout,
+            read_timeout=_READ_TIMEOUT,
+            # botocore's retries off: `max_attempts` there counts *retries*, so
+            # {"max_attempts": 1} would still retry once; total_max_attempts is total.
+            retries={"total_max_attempts": 1, "mode": "standard"},
+        )
+
+    async def _emulator_credentials(self, session: AioSession) -> dict[str, str]:
+        """Dummy keys for the emulator, only when the AWS chain has none."""
+        if self._config.endpoint_url is None or await session.get_credentials() is not None:
+            return {}
+        return dict(_EMULATOR_CREDENTIALS)
+
+
+def backoff_delay(attempt: int, config: BedrockConfig, rng: random.Random) -> float:
+    """Full-jitter backoff before retry number `attempt` (1-based)."""
+    ceiling = min(config.backoff_max, config.backoff_base * 2 ** (attempt - 1))
+    return rng.uniform(0.0, ceiling)
+
+
+def _first_image(payload: bytes) -> bytes:
+    """The image in a 200 response; the output filter may have withheld it."""
+    try:
+        result = json.loads(payload)
+        images = result.get("images") or []
+        if images:
+            return base64.b64decode(images[0], validate=True)
+    except (ValueError, AttributeError, TypeError, binascii.Error) as exc:
+        raise BackendUnavailable(f"Bedrock returned a malformed body: {exc}") from exc
+    if result.get("error"):
+        raise ImageFiltered(str(result["error"]))
+    raise BackendUnavailable("backend returned no image")
+
+
+def _map_client_error(exc: ClientError, model_id: str) -> Exception:
+    """A Bedrock error response as a gateway error, or `_Transient` if worth retrying."""
+    code = str(exc.response.get("Error", {}).get("Code", ""))
+    message = str(exc.response.get("Error", {}).get("Message", "")) or code
+    status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0))
+    if code in _RETRYABLE_CODES or status >= 500:
+        error_type = BackendThrottled if code == _THROTTLED else BackendUnavailable
+        return _Transient(error_type(f"{code}: {message}"), throttled=code == _THROTTLED)
+    handler = _NON_RETRYABLE.get(code)
+    if handler is None:
+        return BackendUnavailable(f"unexpected Bedrock error {code or status}: {message}")
+    return handler(message, model_id)
+
+
+def _validation(message: str, model_id: str) -> GatewayError:
+    if _CONTENT_FILTER in message.lower():
+        return ContentBlocked(message)
+    return BackendRejected(message, grpc.StatusCode.INVALID_ARGUMENT)
+
+
+def _access_denied(message: str, model_id: str) -> GatewayError:
+    text = f"the gateway's AWS identity may not invoke model {model_id}: {message}"
+    return BackendRejected(text, grpc.StatusCode.PERMISSION_DENIED)
+
+
+def _not_found(message: str, model_id: str) -> GatewayError:
+    text = f"model {model_id} is not available in this region/account: {message}"
+    return BackendRejected(text, grpc.StatusCode.FAILED_PRECONDITION)
+
+
+def _quota(message: str, model_id: str) -> GatewayError:
+    return BackendRejected(message, grpc.StatusCode.RESOURCE_EXHAUSTED)
+
+
+def _model_timeout(message: str, model_id: str) -> GatewayError:
+    return BackendTimeout(f"the model timed out: {message}")
+
+
+def _model_error(message: str, model_id: str) -> GatewayError:
+    return BackendUnavailable(f"the model failed: {message}")
+
+
+_NON_RETRYABLE: dict[str, Callable[[str, str], GatewayError]] = {
+    "ValidationException": _validation,
+    "AccessDeniedException": _access_denied,
+    "ResourceNotFoundException": _not_found,
+    "ServiceQuotaExceededException": _quota,
+    "ModelTimeoutException": _model_timeout,
+    "ModelErrorException": _model_error,
+}

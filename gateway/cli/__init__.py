@@ -1,0 +1,59 @@
+"""Command line: `serve`, `emulator`, and client commands for every task.
+
+python -m gateway serve [--config FILE]
+python -m gateway emulator [--port 8900 …]
+python -m gateway generate "a red fox in snow, studio light" -n 4 --out out/
+python -m gateway inpaint --image in.png --mask-prompt "the cup" "a glass of water"
+python -m gateway --help
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+from pathlib import Path
+
+from gateway.cli.client import add_client_commands, run_client_command
+
+__all__ = ["main"]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _parser()
+    args, rest = parser.parse_known_args(argv)
+    if args.command == "emulator":
+        from gateway.emulator.cli import main as emulator_main
+
+        return emulator_main(rest)
+    if rest:
+        parser.error(f"unrecognized arguments: {' '.join(rest)}")
+    if args.command == "serve":
+        return _serve(args)
+    return run_client_command(args)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m gateway", description=__doc__.split("\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    serve = sub.add_parser("serve", help="run the gateway")
+    serve.add_argument("--config", type=Path, help="YAML settings file (env TITAN_GW_CONFIG)")
+    serve.add_argument("--log-level", default="INFO")
+    sub.add_parser("emulator", help="run the Bedrock emulator standalone", add_help=False)
+    add_client_commands(sub)
+    return parser
+
+
+def _serve(args: argparse.Namespace) -> int:
+    import os
+
+    from gateway.server import serve
+    from gateway.settings import load_settings
+
+    logging.basicConfig(
+        level=args.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s"
+    )
+    config = args.config or (Path(p) if (p := os.environ.get("TITAN_GW_CONFIG")) else None)
+    settings = load_settings(config)
+    asyncio.run(serve(settings))
+    return 0

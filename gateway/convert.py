@@ -1,0 +1,49 @@
+"""Conversions between the domain vocabulary and the protobuf enums."""
+
+from __future__ import annotations
+
+from io import BytesIO
+
+from PIL import Image as PILImage
+
+from gateway.enums import Quality, TaskType
+from gateway.errors import (
+    BackendError,
+    BackendThrottled,
+    BackendTimeout,
+    ImageFiltered,
+)
+from titan.gateway.v1 import image_service_pb2 as pb
+from titan.gateway.v1 import tasks_pb2
+
+TASK_TYPE_TO_PROTO: dict[TaskType, tasks_pb2.TaskType] = {
+    TaskType.TEXT_IMAGE: tasks_pb2.TASK_TYPE_TEXT_TO_IMAGE,
+    TaskType.INPAINTING: tasks_pb2.TASK_TYPE_INPAINTING,
+    TaskType.OUTPAINTING: tasks_pb2.TASK_TYPE_OUTPAINTING,
+    TaskType.IMAGE_VARIATION: tasks_pb2.TASK_TYPE_IMAGE_VARIATION,
+    TaskType.BACKGROUND_REMOVAL: tasks_pb2.TASK_TYPE_BACKGROUND_REMOVAL,
+    TaskType.COLOR_GUIDED_GENERATION: tasks_pb2.TASK_TYPE_COLOR_GUIDED_GENERATION,
+}
+
+QUALITY_TO_PROTO: dict[Quality, tasks_pb2.Quality] = {
+    Quality.STANDARD: tasks_pb2.QUALITY_STANDARD,
+    Quality.PREMIUM: tasks_pb2.QUALITY_PREMIUM,
+}
+
+
+def failure_reason(error: BackendError) -> pb.FailureReason:
+    """The stable FailureReason code for a per-image failure."""
+    if isinstance(error, ImageFiltered):
+        return pb.FAILURE_REASON_CONTENT_FILTERED
+    if isinstance(error, BackendThrottled):
+        return pb.FAILURE_REASON_THROTTLED
+    if isinstance(error, BackendTimeout):
+        return pb.FAILURE_REASON_TIMEOUT
+    return pb.FAILURE_REASON_BACKEND_ERROR
+
+
+def image_facts(data: bytes) -> tuple[str, int, int]:
+    """(mime type, width, height) of an encoded image; reads the header only."""
+    with PILImage.open(BytesIO(data)) as img:
+        mime = PILImage.MIME.get(img.format or "", "application/octet-stream")
+        return mime, img.width, img.height

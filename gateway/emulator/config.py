@@ -1,0 +1,74 @@
+"""Behaviour knobs for the Bedrock emulator.
+
+Tests and benchmarks need Bedrock's awkward behaviours on demand (slowness,
+throttling, 500s, content filters), reproducibly; everything the emulator does
+beyond the plain API is switched on here. The config is immutable: replace it
+wholesale (``emulator.config = cfg.model_copy(update=...)``) to change it.
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class EmulatorConfig(BaseModel):
+    """What the emulator does besides answering valid requests correctly."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    latency_ms: float = Field(
+        default=0.0,
+        ge=0.0,
+        description=(
+            "Simulated generation time per call in milliseconds. Rendering runs "
+            "concurrently, so a call takes max(latency, render time)."
+        ),
+    )
+    seed_latency_ms: dict[int, float] = Field(
+        default_factory=dict,
+        description=(
+            "Per-seed latency overrides in milliseconds; a call with several images "
+            "waits for the largest latency among its seeds. Lets a test decide which "
+            "image finishes first."
+        ),
+    )
+    images_per_minute: int | None = Field(
+        default=None,
+        ge=1,
+        description=(
+            "Throttling quota: images admitted per sliding 60 s window. A call that "
+            "would exceed it gets 429 ThrottlingException. None disables throttling."
+        ),
+    )
+    fault_rate: float = Field(
+        default=0.0,
+        ge=0.0,
+        le=1.0,
+        description="Fraction of valid calls answered with 500 InternalServerException.",
+    )
+    fault_seed: int = Field(
+        default=0,
+        description="Seed of the random.Random deciding faults, so runs are reproducible.",
+    )
+    fault_seeds: frozenset[int] = Field(
+        default_factory=frozenset,
+        description=(
+            "Calls whose imageGenerationConfig.seed (after defaults) is in this set always "
+            "get 500 InternalServerException; lets a test fail exactly one image."
+        ),
+    )
+    input_block_terms: tuple[str, ...] = Field(
+        default=(),
+        description=(
+            "Case-insensitive substrings that, found in text, negativeText or maskPrompt, "
+            "make the call fail with Bedrock's 400 input content-filter ValidationException."
+        ),
+    )
+    output_block_terms: tuple[str, ...] = Field(
+        default=(),
+        description=(
+            "Case-insensitive substrings that, found in text, make the call succeed (200) "
+            "with images withheld and Bedrock's `error` string: the single image when one "
+            "was asked for, otherwise every image at an odd index."
+        ),
+    )

@@ -1,0 +1,154 @@
+"""The gateway's one exception tree and its one mapping to gRPC status.
+
+    GatewayError                      INTERNAL
+    ├── InvalidRequest                INVALID_ARGUMENT + google.rpc.BadRequest
+    ├── ContentBlocked                PERMISSION_DENIED + ErrorInfo CONTENT_FILTERED
+    └── BackendError                  (a Bedrock call failed)
+        ├── ImageFiltered             one image withheld by the output filter
+        ├── BackendThrottled          UNAVAILABLE (still throttled after retries)
+        ├── BackendUnavailable        UNAVAILABLE (5xx after retries, connection)
+        ├── BackendTimeout            DEADLINE_EXCEEDED
+        └── BackendRejected           the backend refused the call (carries a code)
+
+Per-image failures (`BackendError.per_image`) become `image_failed` events;
+everything else ends the stream with the status below. Foreign exceptions are
+mapped where they are caught (`raise ... from exc`), in the backend modules.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import grpc
+from google.protobuf import any_pb2
+from google.rpc import code_pb2, error_details_pb2, status_pb2
+from grpc_status import rpc_status
+
+ERROR_DOMAIN = "titan-gateway"
+
+
+@dataclass(frozen=True)
+class FieldViolation:
+    """One broken rule: the dotted proto field path and what the rule says."""
+
+    field: str
+    description: str
+
+
+class GatewayError(Exception):
+    """Base of every error the gateway raises on purpose."""
+
+    code = grpc.StatusCode.INTERNAL
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+    def details(self) -> list[any_pb2.Any]:
+        """google.rpc detail messages to pack into the status."""
+        return []
+
+
+class InvalidRequest(GatewayError):
+    """The request breaks a model limit; lists every violation found."""
+
+    code = grpc.StatusCode.INVALID_ARGUMENT
+
+    def __init__(self, violations: Sequence[FieldViolation]) -> None:
+        self.violations = tuple(violations)
+        summary = "; ".join(f"{v.field}: {v.description}" for v in self.violations)
+        super().__init__(f"invalid request: {summary}")
+
+    def details(self) -> list[any_pb2.Any]:
+        bad = error_details_pb2.BadRequest(
+            field_violations=[
+                error_details_pb2.BadRequest.FieldViolation(
+                    field=v.field, description=v.description
+                )
+                for v in self.violations
+            ]
+        )
+        return [_pack(bad)]
+
+
+class ContentBlocked(GatewayError):
+    """The backend's input content filter refused the prompt or an image."""
+
+    code = grpc.StatusCode.PERMISSION_DENIED
+
+    def details(self) -> list[any_pb2.Any]:
+        info = error_details_pb2.ErrorInfo(reason="CONTENT_FILTERED", domain=ERROR_DOMAIN)
+        return [_pack(info)]
+
+
+class BackendError(GatewayError):
+    """A backend call failed. `per_image` errors fail one image, not the request."""
+
+    code = grpc.StatusCode.UNAVAILABLE
+    per_image = True
+    # Whether waiting and retrying the same request may succeed.
+    retryable = True
+
+
+class ImageFiltered(BackendError):
+    """The backend's output content filter withheld this image."""
+
+    code = grpc.StatusCode.PERMISSION_DENIED
+    retryable = False
+
+
+class BackendThrottled(BackendError):
+    """Still throttled after the retries."""
+
+
+class BackendUnavailable(BackendError):
+    """5xx or connection failures after the retries."""
+
+
+class BackendTimeout(BackendError):
+    """The call did not finish within the caller's deadline."""
+
+    code = grpc.StatusCode.DEADLINE_EXCEEDED
+
+
+class BackendRejected(BackendError):
+    """The backend refused the call itself (e.g. validation, access denied).
+
+    Not per image: the same call would fail for every image.
+    """
+
+    per_image = False
+    retryable = False
+
+    def __init__(self, message: str, code: grpc.StatusCode) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def to_rpc_status(error: GatewayError) -> grpc.Status:
+    """The gRPC status (with google.rpc details) for a gateway error."""
+    status = status_pb2.Status(
+        code=_CODE_NUMBERS[error.code],
+        message=error.message,
+        details=error.details(),
+    )
+    return rpc_status.to_status(status)
+
+
+def _pack(message: object) -> any_pb2.Any:
+    packed = any_pb2.Any()
+    packed.Pack(message)  # type: ignore[arg-type]
+    return packed
+
+
+_CODE_NUMBERS: dict[grpc.StatusCode, int] = {
+    grpc.StatusCode.INVALID_ARGUMENT: code_pb2.INVALID_ARGUMENT,
+    grpc.StatusCode.PERMISSION_DENIED: code_pb2.PERMISSION_DENIED,
+    grpc.StatusCode.UNAVAILABLE: code_pb2.UNAVAILABLE,
+    grpc.StatusCode.DEADLINE_EXCEEDED: code_pb2.DEADLINE_EXCEEDED,
+    grpc.StatusCode.FAILED_PRECONDITION: code_pb2.FAILED_PRECONDITION,
+    grpc.StatusCode.RESOURCE_EXHAUSTED: code_pb2.RESOURCE_EXHAUSTED,
+    grpc.StatusCode.NOT_FOUND: code_pb2.NOT_FOUND,
+    grpc.StatusCode.INTERNAL: code_pb2.INTERNAL,
+}

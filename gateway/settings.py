@@ -1,0 +1,113 @@
+"""One validated settings object, from a config file and the environment.
+
+Precedence (highest first): environment variables `TITAN_GW_*` (nested with
+`__`, e.g. `TITAN_GW_EMULATOR__LATENCY_MS=50`), then the YAML config file
+named by `TITAN_GW_CONFIG` or `--config`, then the defaults below. AWS
+credentials are never read from here: the standard AWS chain supplies them.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from gateway.models import ModelFamily, ModelRegistry, ModelSpec
+
+ENV_PREFIX = "TITAN_GW_"
+
+
+class ModelEntry(BaseModel):
+    """One runnable model id and the family whose limits apply."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    id: str = Field(min_length=1, max_length=2048)
+    family: ModelFamily
+
+
+class EmulatorSettings(BaseModel):
+    """The embedded Bedrock emulator (used when backend = emulator)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    latency_ms: float = Field(0.0, ge=0, description="added latency per image")
+    images_per_minute: int | None = Field(None, gt=0, description="throttling quota")
+    fault_rate: float = Field(0.0, ge=0, le=1, description="share of calls answered 500")
+    input_block_terms: tuple[str, ...] = ("blockedterm",)
+    output_block_terms: tuple[str, ...] = ("filteredterm",)
+
+
+def _default_models() -> tuple[ModelEntry, ...]:
+    return (
+        ModelEntry(id="amazon.titan-image-generator-v2:0", family=ModelFamily.TITAN_V2),
+        ModelEntry(id="amazon.titan-image-generator-v1", family=ModelFamily.TITAN_V1),
+        ModelEntry(id="amazon.nova-canvas-v1:0", family=ModelFamily.NOVA_CANVAS),
+    )
+
+
+class Settings(BaseSettings):
+    """Every gateway setting; the README's settings table mirrors this class."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX, env_nested_delimiter="__", extra="forbid", frozen=True
+    )
+
+    listen: str = Field("127.0.0.1:50051", description="gRPC listen address host:port")
+    backend: Literal["emulator", "bedrock"] = "emulator"
+    bedrock_region: str = "us-east-1"
+    bedrock_endpoint_url: str | None = None
+    default_model_id: str = "amazon.titan-image-generator-v2:0"
+    models: tuple[ModelEntry, ...] = Field(default_factory=_default_models)
+    backend_concurrency: int = Field(16, ge=1, le=1024)
+    backend_max_attempts: int = Field(4, ge=1, le=10)
+    backend_max_connections: int = Field(64, ge=1, le=1024)
+    default_timeout_s: float = Field(300.0, gt=0)
+    data_dir: Path = Path("var")
+    shutdown_grace_s: float = Field(10.0, ge=0)
+    emulator: EmulatorSettings = Field(default_factory=EmulatorSettings)  # type: ignore[arg-type]
+
+    @model_validator(mode="after")
+    def _default_model_is_listed(self) -> Settings:
+        if self.default_model_id not in {m.id for m in self.models}:
+            raise ValueError(f"default_model_id {self.default_model_id!r} is not in models")
+        return self
+
+    def registry(self) -> ModelRegistry:
+        """The model registry these settings describe."""
+        return ModelRegistry(
+            (ModelSpec(m.id, m.family) for m in self.models), self.default_model_id
+        )
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # Environment beats the file, which beats the defaults; the file's
+        # values arrive as init kwargs (see `load_settings`).
+        return (env_settings, init_settings)
+
+
+def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings:
+    """Settings from `config_file` (YAML), the environment, then `overrides`.
+
+    `overrides` (used by tests and CLI flags) beat everything else.
+    """
+    values: dict[str, Any] = {}
+    if config_file is not None:
+        loaded = yaml.safe_load(config_file.read_text(encoding="utf-8")) or {}
+        if not isinstance(loaded, dict):
+            raise ValueError(f"{config_file}: top level must be a mapping")
+        values.update(loaded)
+    settings = Settings(**values)
+    if overrides:
+        settings = Settings.model_validate({**settings.model_dump(), **overrides})
+    return settings

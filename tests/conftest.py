@@ -1,0 +1,55 @@
+"""Shared fixtures: a real gateway on port 0 (embedded emulator, real
+aiobotocore client over HTTP) and a real gRPC channel to it."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+import grpc
+import pytest
+
+from gateway.server import RunningGateway, start_gateway
+from gateway.settings import load_settings
+from titan.gateway.v1 import image_service_pb2_grpc
+
+CHANNEL_OPTIONS = [
+    ("grpc.max_receive_message_length", 64 * 1024 * 1024),
+    ("grpc.max_send_message_length", 64 * 1024 * 1024),
+]
+
+GatewayFactory = Callable[..., Any]
+
+
+@pytest.fixture
+async def make_gateway(tmp_path: Path) -> AsyncIterator[GatewayFactory]:
+    """Start gateways with settings overrides; all are stopped at teardown."""
+    started: list[RunningGateway] = []
+
+    async def make(**overrides: Any) -> RunningGateway:
+        settings = load_settings(listen="127.0.0.1:0", data_dir=tmp_path, **overrides)
+        gateway = await start_gateway(settings)
+        started.append(gateway)
+        return gateway
+
+    yield make
+    for gateway in started:
+        await gateway.stop(0)
+
+
+@pytest.fixture
+async def gateway(make_gateway: GatewayFactory) -> RunningGateway:
+    gw: RunningGateway = await make_gateway()
+    return gw
+
+
+@pytest.fixture
+async def channel(gateway: RunningGateway) -> AsyncIterator[grpc.aio.Channel]:
+    async with grpc.aio.insecure_channel(gateway.address, options=CHANNEL_OPTIONS) as ch:
+        yield ch
+
+
+@pytest.fixture
+def stub(channel: grpc.aio.Channel) -> image_service_pb2_grpc.ImageServiceStub:
+    return image_service_pb2_grpc.ImageServiceStub(channel)

@@ -1,0 +1,35 @@
+"""The policy package stays pure: it imports nothing from the gateway, grpc,
+boto or SQL drivers, and with no rules it allows a request unchanged."""
+
+from __future__ import annotations
+
+import ast
+from datetime import UTC, datetime
+from pathlib import Path
+
+import policies
+
+FORBIDDEN = ("gateway", "grpc", "aiobotocore", "botocore", "boto3", "sqlite3", "asyncpg", "redis")
+
+
+def test_policies_imports_nothing_impure() -> None:
+    for path in Path(policies.__file__).parent.rglob("*.py"):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        for node in ast.walk(tree):
+            names = []
+            if isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module:
+                names = [node.module]
+            for name in names:
+                assert name.split(".")[0] not in FORBIDDEN, f"{path}: imports {name}"
+
+
+def test_an_empty_policy_allows_the_request_unchanged() -> None:
+    request = {"task": "TEXT_IMAGE", "count": 2}
+    decision = policies.evaluate(
+        policies.Policy(), policies.Facts(tenant={}, request=request), datetime.now(UTC)
+    )
+    assert decision.allowed
+    assert decision.request == request
+    assert decision.rewrites == ()
