@@ -37,6 +37,7 @@ class RunningGateway:
     """A started gateway; `stop()` shuts everything down in reverse order."""
 
     server: grpc.aio.Server
+    host: str
     port: int
     backend: BedrockBackend
     emulator: Emulator | None = None
@@ -44,7 +45,9 @@ class RunningGateway:
 
     @property
     def address(self) -> str:
-        return f"127.0.0.1:{self.port}"
+        """Where a client on this machine reaches the server."""
+        wildcard = self.host in ("", "0.0.0.0", "[::]")
+        return f"{'127.0.0.1' if wildcard else self.host}:{self.port}"
 
     async def stop(self, grace: float | None = None) -> None:
         await self.server.stop(grace)
@@ -70,7 +73,8 @@ async def start_gateway(settings: Settings) -> RunningGateway:
     except BaseException:
         await stack.aclose()
         raise
-    return RunningGateway(server, port, backend, emulator, stack)
+    host = settings.listen.rsplit(":", 1)[0]
+    return RunningGateway(server, host, port, backend, emulator, stack)
 
 
 async def _start_emulator(
@@ -119,7 +123,6 @@ async def _start_server(settings: Settings, backend: BedrockBackend) -> tuple[gr
     serving = health_pb2.HealthCheckResponse.SERVING
     await health_servicer.set("", serving)
     await health_servicer.set(SERVICE_NAME, serving)
-    log.info("gateway listening on %s", settings.listen.rsplit(":", 1)[0] + f":{port}")
     return server, port
 
 

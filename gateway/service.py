@@ -48,6 +48,9 @@ class ImageService(image_service_pb2_grpc.ImageServiceServicer):
                     yield pb.GenerateImagesResponse(image_failed=_image_failed(outcome))
         except GatewayError as exc:
             await _abort(context, exc)
+        except Exception:  # a bug, not bad input: INTERNAL with a logged traceback
+            log.exception("request %s failed unexpectedly", request_id)
+            await _abort(context, GatewayError(f"internal error (request {request_id})"))
         if not delivered and lost and all(x.error.retryable for x in lost):
             # Nothing arrived and waiting may help: say so with the status, so
             # the caller's retry policy applies (UNAVAILABLE / DEADLINE_EXCEEDED).

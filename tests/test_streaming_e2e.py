@@ -110,3 +110,17 @@ async def test_the_callers_deadline_bounds_the_backend_calls(gateway, stub) -> N
 
 def pb_stub(channel: grpc.aio.Channel) -> image_service_pb2_grpc.ImageServiceStub:
     return image_service_pb2_grpc.ImageServiceStub(channel)
+
+
+async def test_an_unexpected_backend_bug_is_internal_and_the_server_keeps_serving(
+    gateway, stub, monkeypatch
+) -> None:
+    async def broken(*args: object, **kwargs: object) -> bytes:
+        raise KeyError("a bug")
+
+    monkeypatch.setattr(gateway.backend, "generate_one", broken)
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await collect(stub.GenerateImages(text_request()))
+    assert caught.value.code() == grpc.StatusCode.INTERNAL
+    monkeypatch.undo()
+    assert len((await collect(stub.GenerateImages(text_request()))).images) == 1

@@ -70,26 +70,31 @@ async def _stream(args: argparse.Namespace, request: pb.GenerateImagesRequest) -
 
 
 async def _consume(call: grpc.aio.UnaryStreamCall, out: Path) -> int:
+    """Write each image as it arrives; 1 if any image failed."""
     bar: tqdm | None = None
     prefix, failed = "image", 0
-    async for event in call:
-        kind = event.WhichOneof("event")
-        if kind == "accepted":
-            acc = event.accepted
-            prefix = acc.request_id[:8]
-            bar = tqdm(total=acc.image_count, unit="img", desc=acc.model_id, file=sys.stderr)
-        elif kind == "image":
-            path = out / f"{prefix}-{event.image.index}.png"
-            path.write_bytes(event.image.data)
-            _advance(bar, f"wrote {path} ({event.image.width}x{event.image.height})")
-        elif kind == "image_failed":
-            failed += 1
-            fail = event.image_failed
-            _advance(
-                bar,
-                f"image {fail.index} failed: {pb.FailureReason.Name(fail.reason)}: {fail.message}",
-            )
-        elif bar is not None:
+    try:
+        async for event in call:
+            kind = event.WhichOneof("event")
+            if kind == "accepted":
+                prefix = event.accepted.request_id[:8]
+                bar = tqdm(
+                    total=event.accepted.image_count,
+                    unit="img",
+                    desc=event.accepted.model_id,
+                    file=sys.stderr,
+                )
+            elif kind == "image":
+                path = out / f"{prefix}-{event.image.index}.png"
+                path.write_bytes(event.image.data)
+                _advance(bar, f"wrote {path} ({event.image.width}x{event.image.height})")
+            elif kind == "image_failed":
+                failed += 1
+                fail = event.image_failed
+                reason = pb.FailureReason.Name(fail.reason)
+                _advance(bar, f"image {fail.index} failed: {reason}: {fail.message}")
+    finally:
+        if bar is not None:
             bar.close()
     return 1 if failed else 0
 
