@@ -1,0 +1,265 @@
+"""The ledger seam: value types, the error tree and the `Ledger` protocol.
+
+Money is integer micro-USD everywhere (1 USD = 1_000_000): Python `int`,
+SQL BIGINT/INTEGER, never float. Times are tz-aware UTC datetimes and every
+operation that depends on the clock takes `now` from the caller, so tests and
+replicas agree on what "now" means.
+
+    LedgerError                 the ledger could not do what was asked
+    ├── BudgetExhausted         reserve() would overrun a budget (nothing reserved)
+    └── LedgerUnavailable       the store failed (locked, unreachable, aborted)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+from typing import Protocol
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+class Period(StrEnum):
+    """A budget period; DAY and MONTH windows are calendar windows in UTC."""
+
+    DAY = "day"
+    MONTH = "month"
+    TOTAL = "total"
+
+
+def period_window(period: Period, now: datetime) -> tuple[datetime, datetime | None]:
+    """The UTC window [start, end) of `period` that contains `now`.
+
+    TOTAL never resets: (epoch, None).
+    """
+    if now.tzinfo is None or now.utcoffset() is None:
+        raise ValueError(f"now must be timezone-aware, got {now!r}")
+    utc = now.astimezone(UTC)
+    if period is Period.DAY:
+        start = utc.replace(hour=0, minute=0, second=0, microsecond=0)
+        return start, start + timedelta(days=1)
+    if period is Period.MONTH:
+        start = utc.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+        year, month = divmod(start.month, 12)
+        return start, start.replace(year=start.year + year, month=month + 1)
+    return EPOCH, None
+
+
+@dataclass(frozen=True)
+class BudgetLimit:
+    """A spending cap for one period (from the policy, or an admin override)."""
+
+    period: Period
+    limit_micros: int
+
+
+@dataclass(frozen=True)
+class BudgetState:
+    """Where a tenant stands against one limit in the current window."""
+
+    tenant: str
+    period: Period
+    window_start: datetime
+    resets_at: datetime | None
+    limit_micros: int
+    spent_micros: int
+    reserved_micros: int
+
+    @property
+    def remaining_micros(self) -> int:
+        return max(0, self.limit_micros - self.spent_micros - self.reserved_micros)
+
+    @property
+    def used_fraction(self) -> float:
+        """(spent + reserved) / limit; 1.0 for a zero limit. A ratio, not money."""
+        used = self.spent_micros + self.reserved_micros
+        if self.limit_micros <= 0:
+            return 1.0
+        return used / self.limit_micros
+
+
+@dataclass(frozen=True)
+class UsageRecord:
+    """One delivered image and what it cost; unique per (tenant, request, index)."""
+
+    tenant: str
+    request_id: str
+    image_index: int
+    model: str
+    task: str
+    width: int
+    height: int
+    quality: str
+    cost_micros: int
+    image_sha256: str
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class Reservation:
+    """Budget held for an in-flight request until settled, released or expired."""
+
+    id: str
+    tenant: str
+    request_id: str
+    amount_micros: int
+    expires_at: datetime
+
+
+@dataclass(frozen=True)
+class UsageGroup:
+    """Usage totals for one (model, task) pair."""
+
+    model: str
+    task: str
+    images: int
+    cost_micros: int
+
+
+class LedgerError(Exception):
+    """Base of every error the ledger raises on purpose."""
+
+
+class BudgetExhausted(LedgerError):
+    """A reservation would overrun `period`'s limit; nothing was reserved."""
+
+    def __init__(
+        self,
+        tenant: str,
+        period: Period,
+        limit_micros: int,
+        remaining_micros: int,
+        resets_at: datetime | None,
+    ) -> None:
+        resets = resets_at.isoformat() if resets_at else "never"
+        super().__init__(
+            f"tenant {tenant!r}: {period} budget of {limit_micros} micro-USD exhausted "
+            f"({remaining_micros} left, resets at {resets})"
+        )
+        self.tenant = tenant
+        self.period = period
+        self.limit_micros = limit_micros
+        self.remaining_micros = remaining_micros
+        self.resets_at = resets_at
+
+
+class LedgerUnavailable(LedgerError):
+    """The store failed (locked too long, unreachable, transaction aborted).
+
+    The operation did not take effect unless the failure hid a commit; a
+    reservation in that state expires by its lease.
+    """
+
+
+class IdempotencyState(StrEnum):
+    """What `claim_idempotency` found."""
+
+    NEW = "new"
+    RUNNING = "running"
+    DONE = "done"
+    CONFLICT = "conflict"
+
+
+@dataclass(frozen=True)
+class IdempotencyClaim:
+    """The outcome of a claim; `result` is set when DONE."""
+
+    state: IdempotencyState
+    result: bytes | None = None
+
+
+class Ledger(Protocol):
+    """Budgets, leased reservations, per-image usage and idempotency keys.
+
+    Implementations: `SqliteLedger` (one replica) and `PostgresLedger` (many
+    replicas). Every mutating method has committed its one transaction when it
+    returns; store failures raise `LedgerUnavailable`.
+    """
+
+    async def start(self) -> None:
+        """Connect and apply pending migrations (safe with concurrent starters)."""
+
+    async def close(self) -> None:
+        """Release connections and threads."""
+
+    async def reserve(
+        self,
+        tenant: str,
+        request_id: str,
+        amount_micros: int,
+        limits: Sequence[BudgetLimit],
+        *,
+        now: datetime,
+        lease_s: float,
+    ) -> Reservation:
+        """Hold `amount_micros` against every limit, or raise `BudgetExhausted`.
+
+        A limit fails when spent + reserved (live leases) + amount > limit in
+        its window at `now`; the first failing limit is reported. Admin
+        overrides replace the policy limit of their period (and add a limit for
+        a period the policy leaves open).
+        """
+
+    async def settle(self, reservation_id: str, record: UsageRecord) -> None:
+        """Record one delivered image and charge it (once per tenant/request/index).
+
+        Moves the cost from the reservation (if it still exists) to spent. An
+        expired or swept reservation still bills: delivered means charged.
+        """
+
+    async def release(self, reservation_id: str) -> int:
+        """Drop what is left of a reservation; the amount dropped (0 if gone)."""
+
+    async def renew(self, reservation_id: str, *, now: datetime, lease_s: float) -> bool:
+        """Extend a live lease to at least now + lease_s; False if expired or gone."""
+
+    async def sweep(self, *, now: datetime) -> int:
+        """Delete reservations whose lease ended; how many were deleted."""
+
+    async def budgets(
+        self, tenant: str, limits: Sequence[BudgetLimit], *, now: datetime
+    ) -> list[BudgetState]:
+        """The tenant's standing against each effective limit (one consistent read)."""
+
+    async def set_budget(self, tenant: str, period: Period, limit_micros: int) -> None:
+        """Override the policy's limit for this tenant and period."""
+
+    async def top_up(
+        self, tenant: str, period: Period, amount_micros: int, *, base_limit_micros: int
+    ) -> int:
+        """Raise the override by `amount_micros` (from `base_limit_micros` if unset).
+
+        Atomic; returns the new limit.
+        """
+
+    async def budget_overrides(self, tenant: str) -> dict[Period, int]:
+        """The tenant's admin overrides."""
+
+    async def usage_summary(
+        self, tenant: str, *, since: datetime, until: datetime
+    ) -> list[UsageGroup]:
+        """Images and cost per (model, task) created in [since, until), sorted."""
+
+    async def recent_usage(self, tenant: str | None, *, limit: int = 100) -> list[UsageRecord]:
+        """The newest usage records first (all tenants when `tenant` is None)."""
+
+    async def settled_total(self, tenant: str | None = None) -> int:
+        """The sum of every usage record's cost (for reconciliation)."""
+
+    async def claim_idempotency(
+        self, tenant: str, key: str, request_hash: str, *, now: datetime, lease_s: float
+    ) -> IdempotencyClaim:
+        """Claim a tenant's idempotency key for `lease_s` seconds.
+
+        NEW: the caller owns it (fresh, or an expired claim taken over);
+        RUNNING: a live claim holds it; DONE: finished, with its result;
+        CONFLICT: the key was used for a request with another hash.
+        """
+
+    async def complete_idempotency(self, tenant: str, key: str, result: bytes) -> None:
+        """Store the result of a claimed key; later claims get DONE with it."""
+
+    async def abandon_idempotency(self, tenant: str, key: str) -> None:
+        """Free a running claim that produced no result, so it can be claimed again."""

@@ -1,0 +1,182 @@
+"""The embedded ledger: one SQLite file in WAL mode, for a single replica.
+
+All work runs on one dedicated worker thread that owns the connection, so
+the event loop never blocks on disk and the connection is never shared across
+threads. Several processes may open the same file: `BEGIN IMMEDIATE` plus
+`busy_timeout` serialise their writes (see `sqlite_ops`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import sqlite3
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
+from pathlib import Path
+from typing import Any, TypeVar
+
+from gateway.ledger import sqlite_ops as ops
+from gateway.ledger.base import (
+    BudgetLimit,
+    BudgetState,
+    IdempotencyClaim,
+    LedgerError,
+    LedgerUnavailable,
+    Period,
+    Reservation,
+    UsageGroup,
+    UsageRecord,
+)
+from gateway.ledger.budget import (
+    budget_states,
+    lease_expiry,
+    new_reservation_id,
+    require_limits,
+    require_micros,
+    require_record,
+    require_row_limit,
+)
+
+T = TypeVar("T")
+
+
+class SqliteLedger:
+    """`Ledger` over a SQLite file (created, with its folder, at `start`)."""
+
+    def __init__(self, path: Path | str, *, busy_timeout_s: float = 10.0) -> None:
+        self._path = Path(path)
+        self._busy_timeout_s = busy_timeout_s
+        self._executor: ThreadPoolExecutor | None = None
+        self._conn: sqlite3.Connection | None = None
+
+    async def start(self) -> None:
+        if self._executor is not None:
+            raise LedgerError("ledger already started")
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ledger-sqlite")
+        try:
+            await self._submit(self._open)
+        except BaseException:
+            await self.close()
+            raise
+
+    async def close(self) -> None:
+        if self._executor is None:
+            return
+        try:
+            await self._submit(self._close_connection)
+        finally:
+            self._executor.shutdown(wait=True)
+            self._executor = None
+
+    async def reserve(
+        self,
+        tenant: str,
+        request_id: str,
+        amount_micros: int,
+        limits: Sequence[BudgetLimit],
+        *,
+        now: datetime,
+        lease_s: float,
+    ) -> Reservation:
+        require_micros("amount_micros", amount_micros)
+        require_limits(limits)
+        expires_at = lease_expiry(now, lease_s)
+        reservation = Reservation(
+            new_reservation_id(), tenant, request_id, amount_micros, expires_at
+        )
+        await self._run(ops.reserve, reservation, limits, now)
+        return reservation
+
+    async def settle(self, reservation_id: str, record: UsageRecord) -> None:
+        require_record(record)
+        await self._run(ops.settle, reservation_id, record)
+
+    async def release(self, reservation_id: str) -> int:
+        return await self._run(ops.release, reservation_id)
+
+    async def renew(self, reservation_id: str, *, now: datetime, lease_s: float) -> bool:
+        return await self._run(ops.renew, reservation_id, now, lease_expiry(now, lease_s))
+
+    async def sweep(self, *, now: datetime) -> int:
+        return await self._run(ops.sweep, now)
+
+    async def budgets(
+        self, tenant: str, limits: Sequence[BudgetLimit], *, now: datetime
+    ) -> list[BudgetState]:
+        require_limits(limits)
+        snapshot = await self._run(ops.read_snapshot, tenant, now)
+        return budget_states(tenant, limits, snapshot, now)
+
+    async def set_budget(self, tenant: str, period: Period, limit_micros: int) -> None:
+        require_micros("limit_micros", limit_micros)
+        await self._run(ops.set_budget, tenant, Period(period), limit_micros)
+
+    async def top_up(
+        self, tenant: str, period: Period, amount_micros: int, *, base_limit_micros: int
+    ) -> int:
+        require_micros("amount_micros", amount_micros)
+        require_micros("base_limit_micros", base_limit_micros)
+        return await self._run(ops.top_up, tenant, Period(period), amount_micros, base_limit_micros)
+
+    async def budget_overrides(self, tenant: str) -> dict[Period, int]:
+        return await self._run(ops.budget_overrides, tenant)
+
+    async def usage_summary(
+        self, tenant: str, *, since: datetime, until: datetime
+    ) -> list[UsageGroup]:
+        return await self._run(ops.usage_summary, tenant, since, until)
+
+    async def recent_usage(self, tenant: str | None, *, limit: int = 100) -> list[UsageRecord]:
+        return await self._run(ops.recent_usage, tenant, require_row_limit(limit))
+
+    async def settled_total(self, tenant: str | None = None) -> int:
+        return await self._run(ops.settled_total, tenant)
+
+    async def claim_idempotency(
+        self, tenant: str, key: str, request_hash: str, *, now: datetime, lease_s: float
+    ) -> IdempotencyClaim:
+        until = lease_expiry(now, lease_s)
+        return await self._run(ops.claim_idempotency, tenant, key, request_hash, now, until)
+
+    async def complete_idempotency(self, tenant: str, key: str, result: bytes) -> None:
+        await self._run(ops.complete_idempotency, tenant, key, bytes(result))
+
+    async def abandon_idempotency(self, tenant: str, key: str) -> None:
+        await self._run(ops.abandon_idempotency, tenant, key)
+
+    # -- the worker thread -------------------------------------------------
+
+    def _open(self) -> None:
+        self._path.parent.mkdir(parents=True, exist_ok=True)
+        conn = ops.connect(self._path, self._busy_timeout_s)
+        try:
+            ops.migrate(conn)
+        except BaseException:
+            conn.close()
+            raise
+        self._conn = conn
+
+    def _close_connection(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+    async def _run(self, op: Callable[..., T], *args: Any) -> T:
+        """Run `op(connection, *args)` on the worker thread."""
+        return await self._submit(functools.partial(self._with_connection, op, *args))
+
+    def _with_connection(self, op: Callable[..., T], *args: Any) -> T:
+        if self._conn is None:
+            raise LedgerError("ledger is not started")
+        return op(self._conn, *args)
+
+    async def _submit(self, job: Callable[[], T]) -> T:
+        if self._executor is None:
+            raise LedgerError("ledger is not started")
+        loop = asyncio.get_running_loop()
+        try:
+            return await loop.run_in_executor(self._executor, job)
+        except (sqlite3.Error, OSError) as exc:
+            raise LedgerUnavailable(f"sqlite ledger {self._path}: {exc}") from exc
