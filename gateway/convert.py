@@ -30,6 +30,8 @@ QUALITY_TO_PROTO: dict[Quality, tasks_pb2.Quality] = {
     Quality.PREMIUM: tasks_pb2.QUALITY_PREMIUM,
 }
 
+QUALITY_FROM_NAME: dict[str, tasks_pb2.Quality] = {q.value: v for q, v in QUALITY_TO_PROTO.items()}
+
 
 def failure_reason(error: BackendError) -> pb.FailureReason:
     """The stable FailureReason code for a per-image failure."""

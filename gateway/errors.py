@@ -3,6 +3,9 @@
     GatewayError                      INTERNAL
     ├── InvalidRequest                INVALID_ARGUMENT + google.rpc.BadRequest
     ├── ContentBlocked                PERMISSION_DENIED + ErrorInfo CONTENT_FILTERED
+    ├── PolicyDenied                  PERMISSION_DENIED + ErrorInfo POLICY_DENIED|MODERATION_BLOCKED
+    ├── PolicyMisconfigured           FAILED_PRECONDITION (a rewrite made the request invalid)
+    ├── NotATenant                    PERMISSION_DENIED (an admin key on a tenant RPC or vice versa)
     └── BackendError                  (a Bedrock call failed)
         ├── ImageFiltered             one image withheld by the output filter
         ├── BackendThrottled          UNAVAILABLE (still throttled after retries)
@@ -80,6 +83,39 @@ class ContentBlocked(GatewayError):
     def details(self) -> list[any_pb2.Any]:
         info = error_details_pb2.ErrorInfo(reason="CONTENT_FILTERED", domain=ERROR_DOMAIN)
         return [_pack(info)]
+
+
+class PolicyDenied(GatewayError):
+    """The tenant's policy denied the request: a rule, or moderation.
+
+    `reason` is POLICY_DENIED (metadata: rule) or MODERATION_BLOCKED
+    (metadata: category, field). The matched moderation term is never carried.
+    """
+
+    code = grpc.StatusCode.PERMISSION_DENIED
+
+    def __init__(self, message: str, reason: str, metadata: dict[str, str]) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.metadata = metadata
+
+    def details(self) -> list[any_pb2.Any]:
+        info = error_details_pb2.ErrorInfo(
+            reason=self.reason, domain=ERROR_DOMAIN, metadata=self.metadata
+        )
+        return [_pack(info)]
+
+
+class PolicyMisconfigured(GatewayError):
+    """A policy rewrite produced a request the model cannot run."""
+
+    code = grpc.StatusCode.FAILED_PRECONDITION
+
+
+class NotATenant(GatewayError):
+    """The key is valid but not for this RPC (admin key on a tenant RPC, or the reverse)."""
+
+    code = grpc.StatusCode.PERMISSION_DENIED
 
 
 class BackendError(GatewayError):

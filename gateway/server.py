@@ -9,6 +9,7 @@ SIGTERM, then drains in-flight streams for `shutdown_grace_s`.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import signal
 from contextlib import AsyncExitStack
@@ -18,18 +19,27 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from gateway.admin import AdminService
+from gateway.auth import AuthInterceptor
 from gateway.backends.bedrock import BedrockBackend, BedrockConfig
 from gateway.emulator import Emulator, EmulatorConfig
 from gateway.fanout import FanOut
+from gateway.policy_store import PolicyStore
 from gateway.service import ImageService
 from gateway.settings import Settings
-from titan.gateway.v1 import image_service_pb2, image_service_pb2_grpc
+from titan.gateway.v1 import (
+    admin_service_pb2,
+    admin_service_pb2_grpc,
+    image_service_pb2,
+    image_service_pb2_grpc,
+)
 
 log = logging.getLogger(__name__)
 
 # Five 5 MB input images plus framing: Titan's own body cap is 25 MB of base64.
 MAX_MESSAGE_BYTES = 40 * 1024 * 1024
 SERVICE_NAME = image_service_pb2.DESCRIPTOR.services_by_name["ImageService"].full_name
+ADMIN_SERVICE_NAME = admin_service_pb2.DESCRIPTOR.services_by_name["AdminService"].full_name
 
 
 @dataclass
@@ -40,6 +50,7 @@ class RunningGateway:
     host: str
     port: int
     backend: BedrockBackend
+    policies: PolicyStore
     emulator: Emulator | None = None
     _stack: AsyncExitStack = field(default_factory=AsyncExitStack)
 
@@ -57,6 +68,7 @@ class RunningGateway:
 async def start_gateway(settings: Settings) -> RunningGateway:
     """Build and start everything `settings` describe."""
     stack = AsyncExitStack()
+    policies = PolicyStore(settings.policy_file)
     try:
         emulator, endpoint_url = await _start_emulator(settings, stack)
         backend = BedrockBackend(
@@ -69,12 +81,20 @@ async def start_gateway(settings: Settings) -> RunningGateway:
         )
         await backend.start()
         stack.push_async_callback(backend.close)
-        server, port = await _start_server(settings, backend)
+        server, port = await _start_server(settings, backend, policies)
+        watcher = asyncio.create_task(policies.watch(settings.policy_poll_s))
+        stack.push_async_callback(_cancel, watcher)
     except BaseException:
         await stack.aclose()
         raise
     host = settings.listen.rsplit(":", 1)[0]
-    return RunningGateway(server, host, port, backend, emulator, stack)
+    return RunningGateway(server, host, port, backend, policies, emulator, stack)
+
+
+async def _cancel(task: asyncio.Task[None]) -> None:
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
 
 
 async def _start_emulator(
@@ -98,23 +118,28 @@ async def _start_emulator(
     return emulator, url
 
 
-async def _start_server(settings: Settings, backend: BedrockBackend) -> tuple[grpc.aio.Server, int]:
+async def _start_server(
+    settings: Settings, backend: BedrockBackend, policies: PolicyStore
+) -> tuple[grpc.aio.Server, int]:
     server = grpc.aio.server(
+        interceptors=[AuthInterceptor(policies)],
         options=[
             ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
             ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
-        ]
+        ],
     )
     service = ImageService(
         settings.registry(),
+        policies,
         FanOut(backend, settings.backend_concurrency),
         settings.default_timeout_s,
     )
     image_service_pb2_grpc.add_ImageServiceServicer_to_server(service, server)  # type: ignore[no-untyped-call]
+    admin_service_pb2_grpc.add_AdminServiceServicer_to_server(AdminService(policies), server)  # type: ignore[no-untyped-call]
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection(
-        (SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), server
+        (SERVICE_NAME, ADMIN_SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), server
     )
     port = server.add_insecure_port(settings.listen)
     if port == 0:
@@ -133,6 +158,7 @@ async def serve(settings: Settings) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    loop.add_signal_handler(signal.SIGHUP, gateway.policies.reload)
     print(f"Titan Image Gateway listening on {gateway.address}", flush=True)
     try:
         await stop.wait()

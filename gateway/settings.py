@@ -18,6 +18,9 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 from gateway.models import ModelFamily, ModelRegistry, ModelSpec
 
 ENV_PREFIX = "TITAN_GW_"
+# The development policy shipped with the package: one demo tenant whose key
+# is documented in the README. Real deployments point policy_file elsewhere.
+DEV_POLICY = Path(__file__).resolve().parent.parent / "policies" / "examples" / "dev.yaml"
 
 
 class ModelEntry(BaseModel):
@@ -67,6 +70,10 @@ class Settings(BaseSettings):
     backend_max_connections: int = Field(64, ge=1, le=1024)
     default_timeout_s: float = Field(300.0, gt=0)
     data_dir: Path = Path("var")
+    policy_file: Path = Field(
+        default_factory=lambda: DEV_POLICY, description="the policy YAML (tenants, keys, rules)"
+    )
+    policy_poll_s: float = Field(1.0, gt=0, description="how often to check the file for changes")
     shutdown_grace_s: float = Field(10.0, ge=0)
     emulator: EmulatorSettings = Field(default_factory=EmulatorSettings)  # type: ignore[arg-type]
 

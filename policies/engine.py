@@ -1,52 +1,146 @@
-"""The decision interface. A `Policy` with no rules allows everything."""
+"""`evaluate`: one decision from a policy and the facts of one request. Pure.
+
+Order: the rules in file order (an enforced rule rewrites the request for the
+rules after it; a shadow rule is recorded against the request as it stands and
+changes nothing); the first enforced deny, or an enforced rule whose condition
+cannot be evaluated, stops there. Then moderation of the prompt texts, then the
+price of the final request. Any of them can deny; a denial costs nothing.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from types import MappingProxyType
+
+from policies.conditions import EvalError, activation, check
+from policies.decision import Decision, Rewrite, ShadowResult
+from policies.facts import Facts, RequestFacts
+from policies.moderation import ModerationVerdict
+from policies.policy import Policy
+from policies.rules import Outcome, Rule, apply_rule
+
+_NOT_CHECKED = ModerationVerdict(blocked=False)
 
 
-@dataclass(frozen=True)
-class Facts:
-    """What a decision is made from: the tenant, the request and usage so far."""
+@dataclass
+class _Run:
+    """The evaluation so far: local to one `evaluate` call, never shared."""
 
-    tenant: Mapping[str, object]
-    request: Mapping[str, object]
-    usage: Mapping[str, object] = field(default_factory=lambda: MappingProxyType({}))
-
-
-@dataclass(frozen=True)
-class Rewrite:
-    """One change a rule made to the request: field, old value, new value."""
-
-    rule: str
-    field: str
-    old: object
-    new: object
-
-
-@dataclass(frozen=True)
-class Decision:
-    """Allowed or denied; the request as rewritten; every rewrite applied."""
-
-    allowed: bool
-    request: Mapping[str, object]
-    rewrites: tuple[Rewrite, ...] = ()
+    request: RequestFacts
+    rewrites: list[Rewrite] = field(default_factory=list)
+    shadow: list[ShadowResult] = field(default_factory=list)
+    matched: list[str] = field(default_factory=list)
     denied_by: str | None = None
     message: str = ""
+    _data: tuple[RequestFacts, dict[str, object]] | None = None
 
+    def data(self, facts: Facts) -> dict[str, object]:
+        """CEL variables for the request as rewritten so far, rebuilt only on change."""
+        if self._data is None or self._data[0] is not self.request:
+            self._data = (self.request, activation(facts, self.request))
+        return self._data[1]
 
-@dataclass(frozen=True)
-class Policy:
-    """A loaded policy. The policy issue adds tenants, pricing, rules, moderation."""
+    def decide(
+        self, moderation: ModerationVerdict = _NOT_CHECKED, price: int = 0, count: int = 0
+    ) -> Decision:
+        return Decision(
+            allowed=self.denied_by is None,
+            request=self.request,
+            rewrites=tuple(self.rewrites),
+            shadow=tuple(self.shadow),
+            matched=tuple(self.matched),
+            denied_by=self.denied_by,
+            message=self.message or "allowed",
+            moderation=moderation,
+            price_per_image_micros=price,
+            estimate_micros=price * count,
+        )
 
-    rules: tuple[object, ...] = ()
+    def deny(self, by: str, message: str) -> None:
+        self.denied_by, self.message = by, message
 
 
 def evaluate(policy: Policy, facts: Facts, now: datetime) -> Decision:
-    """Decide on `facts` at `now`. With no rules, every request is allowed as is."""
-    if policy.rules:
-        raise NotImplementedError("rule evaluation arrives with the policy engine issue")
-    return Decision(allowed=True, request=facts.request)
+    """Decide on `facts` at `now` (given, never read from a clock). Never raises."""
+    del now  # no rule depends on the time yet; the parameter keeps the seam stable
+    run = _Run(facts.request)
+    problem = _out_of_range(facts.request)
+    if problem:
+        run.deny("request", problem)
+        return run.decide()
+    for rule in policy.rules:
+        _step(run, rule, facts)
+        if run.denied_by is not None:
+            return run.decide()
+    verdict = policy.moderator.check(facts.texts)
+    if verdict.blocked:
+        run.deny(f"moderation:{verdict.category}", _blocked_message(verdict))
+        return run.decide(verdict)
+    return _priced(run, policy, verdict)
+
+
+def _out_of_range(request: RequestFacts) -> str:
+    """Facts no valid request has; the gateway validates first, so this is a backstop."""
+    for name in ("width", "height", "count"):
+        value = getattr(request, name)
+        if value < 1:
+            return f"the request's {name} must be at least 1, got {value}"
+    return ""
+
+
+def _step(run: _Run, rule: Rule, facts: Facts) -> None:
+    """Apply one rule to the run (or record it, for a shadow rule)."""
+    hit = True if rule.condition is None else check(rule.condition, run.data(facts))
+    if isinstance(hit, EvalError):
+        _failed(run, rule, hit)
+    elif hit:
+        outcome = apply_rule(rule, run.request, facts.size_options)
+        if rule.shadow:
+            run.shadow.append(ShadowResult(rule.name, rule.effect.kind, _would(outcome)))
+        else:
+            _enforce(run, rule, outcome)
+
+
+def _failed(run: _Run, rule: Rule, error: EvalError) -> None:
+    if rule.shadow:
+        run.shadow.append(ShadowResult(rule.name, rule.effect.kind, f"error: {error.reason}"))
+        return
+    reason = f"rule '{rule.name}' could not be evaluated ({error.reason}); denied to fail closed"
+    run.deny(rule.name, reason)
+
+
+def _enforce(run: _Run, rule: Rule, outcome: Outcome) -> None:
+    run.matched.append(rule.name)
+    if outcome.denial is not None:
+        run.deny(rule.name, outcome.denial)
+        return
+    run.request = outcome.request
+    run.rewrites.extend(outcome.rewrites)
+
+
+def _would(outcome: Outcome) -> str:
+    """What a shadow rule would have done, for people."""
+    if outcome.denial is not None:
+        return f"would deny: {outcome.denial}"
+    if not outcome.rewrites:
+        return "would change nothing"
+    return "would set " + ", ".join(f"{r.field}: {r.old} -> {r.new}" for r in outcome.rewrites)
+
+
+def _blocked_message(verdict: ModerationVerdict) -> str:
+    # Names the category and the field, never the matched term.
+    where = f" in {verdict.field}" if verdict.field else ""
+    return f"the prompt{where} was blocked by moderation (category '{verdict.category}')"
+
+
+def _priced(run: _Run, policy: Policy, verdict: ModerationVerdict) -> Decision:
+    request = run.request
+    price = policy.price_micros(request.model, request.width, request.height, request.quality)
+    if price is not None:
+        return run.decide(verdict, price, request.count)
+    if request.model in policy.pricing:
+        size = f"{request.width}x{request.height} {request.quality}"
+        run.deny("pricing", f"no price for model {request.model} at {size}")
+    else:
+        run.deny("pricing", f"no price for model {request.model}")
+    return run.decide(verdict)

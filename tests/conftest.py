@@ -12,6 +12,7 @@ import pytest
 
 from gateway.server import RunningGateway, start_gateway
 from gateway.settings import load_settings
+from tests.auth import DEV_KEY, bearer
 from titan.gateway.v1 import image_service_pb2_grpc
 
 CHANNEL_OPTIONS = [
@@ -46,7 +47,9 @@ async def gateway(make_gateway: GatewayFactory) -> RunningGateway:
 
 @pytest.fixture
 async def channel(gateway: RunningGateway) -> AsyncIterator[grpc.aio.Channel]:
-    async with grpc.aio.insecure_channel(gateway.address, options=CHANNEL_OPTIONS) as ch:
+    async with grpc.aio.insecure_channel(
+        gateway.address, options=CHANNEL_OPTIONS, interceptors=bearer(DEV_KEY)
+    ) as ch:
         yield ch
 
 

@@ -26,10 +26,18 @@ def test_policies_imports_nothing_impure() -> None:
 
 
 def test_an_empty_policy_allows_the_request_unchanged() -> None:
-    request = {"task": "TEXT_IMAGE", "count": 2}
-    decision = policies.evaluate(
-        policies.Policy(), policies.Facts(tenant={}, request=request), datetime.now(UTC)
+    policy = policies.load_policy("version: 1\n")
+    request = policies.RequestFacts(
+        task="TEXT_IMAGE",
+        model="amazon.titan-image-generator-v2:0",
+        width=1024,
+        height=1024,
+        count=2,
+        quality="standard",
     )
+    facts = policies.Facts(tenant=policies.TenantFacts("t", "free"), request=request)
+    decision = policies.evaluate(policy, facts, datetime.now(UTC))
     assert decision.allowed
     assert decision.request == request
     assert decision.rewrites == ()
+    assert decision.estimate_micros == 2 * 8_000

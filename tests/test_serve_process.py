@@ -13,6 +13,7 @@ from pathlib import Path
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from tests.auth import DEV_KEY, bearer
 from tests.streams import collect
 from titan.gateway.v1 import image_service_pb2 as pb
 from titan.gateway.v1 import image_service_pb2_grpc
@@ -31,7 +32,7 @@ async def test_serve_comes_up_serves_and_stops_on_sigterm(tmp_path: Path) -> Non
         match = re.search(rb"listening on (127\.0\.0\.1:\d+)", line)
         assert match, line
         address = match.group(1).decode()
-        async with grpc.aio.insecure_channel(address) as channel:
+        async with grpc.aio.insecure_channel(address, interceptors=bearer(DEV_KEY)) as channel:
             health = health_pb2_grpc.HealthStub(channel)
             reply = await health.Check(health_pb2.HealthCheckRequest())
             assert reply.status == health_pb2.HealthCheckResponse.SERVING

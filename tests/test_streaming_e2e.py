@@ -9,6 +9,7 @@ import grpc
 import pytest
 
 from gateway.emulator import EmulatorConfig
+from tests.auth import DEV_KEY, bearer
 from tests.streams import collect, error_reason
 from titan.gateway.v1 import image_service_pb2 as pb
 from titan.gateway.v1 import image_service_pb2_grpc
@@ -48,7 +49,7 @@ async def test_four_images_are_four_backend_calls_in_flight_at_once(gateway, stu
 async def test_one_failed_image_does_not_stop_the_others(make_gateway) -> None:
     gateway = await make_gateway(backend_max_attempts=2)
     gateway.emulator.config = EmulatorConfig(fault_seeds=frozenset({43}))
-    async with grpc.aio.insecure_channel(gateway.address) as channel:
+    async with grpc.aio.insecure_channel(gateway.address, interceptors=bearer(DEV_KEY)) as channel:
         stub = pb_stub(channel)
         result = await collect(stub.GenerateImages(text_request(n=3)))
     assert sorted(result.images) == [0, 2]
@@ -78,7 +79,7 @@ async def test_input_filter_is_permission_denied_and_the_server_keeps_serving(st
 async def test_persistent_throttling_ends_with_unavailable(make_gateway) -> None:
     gateway = await make_gateway(backend_max_attempts=2)
     gateway.emulator.config = EmulatorConfig(images_per_minute=1)
-    async with grpc.aio.insecure_channel(gateway.address) as channel:
+    async with grpc.aio.insecure_channel(gateway.address, interceptors=bearer(DEV_KEY)) as channel:
         stub = pb_stub(channel)
         await collect(stub.GenerateImages(text_request()))
         with pytest.raises(grpc.aio.AioRpcError) as caught:

@@ -15,6 +15,7 @@ import logging
 from pathlib import Path
 
 from gateway.cli.client import add_client_commands, run_client_command
+from gateway.cli.policy import add_policy_command, run_policy_command
 
 __all__ = ["main"]
 
@@ -30,6 +31,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unrecognized arguments: {' '.join(rest)}")
     if args.command == "serve":
         return _serve(args)
+    if args.command == "policy":
+        return run_policy_command(args)
     return run_client_command(args)
 
 
@@ -41,6 +44,7 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--log-level", default="INFO")
     sub.add_parser("emulator", help="run the Bedrock emulator standalone", add_help=False)
     add_client_commands(sub)
+    add_policy_command(sub)
     return parser
 
 

@@ -24,6 +24,9 @@ from titan.gateway.v1 import image_service_pb2_grpc
 from titan.gateway.v1 import tasks_pb2 as tasks
 
 DEFAULT_TARGET = "127.0.0.1:50051"
+# The demo tenant key of policies/examples/dev.yaml, so `make run` + the CLI
+# work out of the box; set TITAN_GW_API_KEY or --api-key for anything else.
+DEV_API_KEY = "tgw_dev_key"
 MAX_MESSAGE_BYTES = 64 * 1024 * 1024
 QUALITIES = {"standard": tasks.QUALITY_STANDARD, "premium": tasks.QUALITY_PREMIUM}
 CONTROL_MODES = {
@@ -63,7 +66,9 @@ async def _stream(args: argparse.Namespace, request: pb.GenerateImagesRequest) -
     async with grpc.aio.insecure_channel(args.target, options=options) as channel:
         stub = image_service_pb2_grpc.ImageServiceStub(channel)  # type: ignore[no-untyped-call]
         try:
-            return await _consume(stub.GenerateImages(request, timeout=args.timeout), args.out)
+            metadata = (("authorization", f"Bearer {args.api_key}"),)
+            call = stub.GenerateImages(request, timeout=args.timeout, metadata=metadata)
+            return await _consume(call, args.out)
         except grpc.aio.AioRpcError as err:
             _print_rpc_error(err)
             return 2
@@ -120,6 +125,8 @@ def _print_rpc_error(err: grpc.aio.AioRpcError) -> None:
 def _add_common(cmd: argparse.ArgumentParser, *, with_config: bool) -> None:
     target = os.environ.get("TITAN_GW_TARGET", DEFAULT_TARGET)
     cmd.add_argument("--target", default=target, help="gateway address (env TITAN_GW_TARGET)")
+    key = os.environ.get("TITAN_GW_API_KEY", DEV_API_KEY)
+    cmd.add_argument("--api-key", default=key, help="tenant API key (env TITAN_GW_API_KEY)")
     cmd.add_argument("--out", type=Path, default=Path("out"), help="folder for the images")
     cmd.add_argument("--model", default="", help="Bedrock model id (default: the gateway's)")
     cmd.add_argument("--request-id", default="", help="client request id")

@@ -1,0 +1,48 @@
+"""A loaded policy: tenants and their keys, rules, prices, moderation. Immutable."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from policies.moderation import Moderator
+from policies.pricing import PriceTable
+from policies.rules import Rule
+from policies.tenants import KeyRing, Tenant
+
+
+@dataclass(frozen=True)
+class GuardrailRef:
+    """A Bedrock guardrail the gateway also applies to prompts (ApplyGuardrail)."""
+
+    id: str
+    version: str
+
+
+@dataclass(frozen=True, eq=False)
+class Policy:
+    """Everything one policy file says, checked and compiled. Build it with `load_policy`.
+
+    `digest` is the sha256 of the file's text, to tell which policy is serving.
+    """
+
+    tenants: Mapping[str, Tenant]
+    rules: tuple[Rule, ...]
+    pricing: PriceTable
+    moderator: Moderator
+    guardrail: GuardrailRef | None
+    digest: str
+    tenant_keys: KeyRing
+    admin_keys: KeyRing
+
+    def authenticate(self, api_key: str) -> Tenant | None:
+        """The tenant `api_key` belongs to, or None (timing does not depend on which key)."""
+        tenant_id = self.tenant_keys.find(api_key)
+        return self.tenants.get(tenant_id) if tenant_id is not None else None
+
+    def is_admin(self, api_key: str) -> bool:
+        return self.admin_keys.find(api_key) is not None
+
+    def price_micros(self, model: str, width: int, height: int, quality: str) -> int | None:
+        """Price of one image in micro-USD, or None when the model or size has no price."""
+        return self.pricing.price_micros(model, width, height, quality)
