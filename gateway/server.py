@@ -106,6 +106,7 @@ async def _start_emulator(
     emulator = Emulator(
         EmulatorConfig(
             latency_ms=emu.latency_ms,
+            seed_latency_ms=emu.seed_latency_ms,
             images_per_minute=emu.images_per_minute,
             fault_rate=emu.fault_rate,
             input_block_terms=emu.input_block_terms,

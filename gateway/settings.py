@@ -38,6 +38,9 @@ class EmulatorSettings(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     latency_ms: float = Field(0.0, ge=0, description="added latency per image")
+    seed_latency_ms: dict[int, float] = Field(
+        default_factory=dict, description="per-seed latency override (JSON in the environment)"
+    )
     images_per_minute: int | None = Field(None, gt=0, description="throttling quota")
     fault_rate: float = Field(0.0, ge=0, le=1, description="share of calls answered 500")
     input_block_terms: tuple[str, ...] = ("blockedterm",)
@@ -74,6 +77,17 @@ class Settings(BaseSettings):
         default_factory=lambda: DEV_POLICY, description="the policy YAML (tenants, keys, rules)"
     )
     policy_poll_s: float = Field(1.0, gt=0, description="how often to check the file for changes")
+    ledger_url: str | None = Field(
+        None, description="sqlite:///path or postgresql://…; default sqlite under data_dir"
+    )
+    limits_url: str | None = Field(None, description="redis://…; default in-memory (one replica)")
+    limits_prefix: str = Field("tgw:", description="Redis key prefix (gateways sharing one Redis)")
+    reservation_lease_s: float = Field(
+        30.0, gt=0, description="budget reservations and concurrency slots expire unless renewed"
+    )
+    global_images_per_minute: int | None = Field(
+        None, gt=0, description="cap across all tenants (stay under the Bedrock account quota)"
+    )
     shutdown_grace_s: float = Field(10.0, ge=0)
     emulator: EmulatorSettings = Field(default_factory=EmulatorSettings)  # type: ignore[arg-type]
 
@@ -82,6 +96,12 @@ class Settings(BaseSettings):
         if self.default_model_id not in {m.id for m in self.models}:
             raise ValueError(f"default_model_id {self.default_model_id!r} is not in models")
         return self
+
+    def ledger_location(self) -> str:
+        """The ledger URL: `ledger_url`, or a SQLite file in `data_dir`."""
+        if self.ledger_url:
+            return self.ledger_url
+        return f"sqlite:///{self.data_dir / 'ledger.db'}"
 
     def registry(self) -> ModelRegistry:
         """The model registry these settings describe."""
