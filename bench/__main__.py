@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 import importlib
 
-BENCHES = ("streaming", "policy")
+BENCHES = ("streaming", "policy", "ledger")
 
 
 def main() -> None:

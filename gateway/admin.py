@@ -1,24 +1,99 @@
-"""AdminService: for operators holding an admin key."""
+"""AdminService: for operators holding an admin key.
+
+Policy status and reload; budget overrides and top-ups (stored in the ledger);
+any tenant's usage report (the same one `UsageService.GetUsage` gives the
+tenant itself) and the raw usage records. Money is integer micro-USD.
+"""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
-from google.protobuf.timestamp_pb2 import Timestamp
+import grpc
+from google.protobuf import any_pb2
+from google.rpc import error_details_pb2
 
 from gateway.auth import caller
-from gateway.errors import NotATenant, to_rpc_status
+from gateway.errors import FieldViolation, GatewayError, InvalidRequest, NotATenant, to_rpc_status
+from gateway.ledger import Ledger, Period, UsageRecord
+from gateway.limits import Limiter
 from gateway.policy_store import PolicyStore
+from gateway.usage import (
+    PB_TO_PERIOD,
+    answer,
+    budget_limits,
+    budget_status,
+    optional_timestamp,
+    timestamp,
+    usage_report,
+    usage_window,
+)
+from policies import Tenant
 from titan.gateway.v1 import admin_service_pb2 as pb
 from titan.gateway.v1 import admin_service_pb2_grpc
+from titan.gateway.v1 import usage_service_pb2 as usage_pb
+
+DEFAULT_RECORD_LIMIT = 100
+MAX_RECORD_LIMIT = 1000
+INT64_MAX = 2**63 - 1
+
+
+class TenantNotFound(GatewayError):
+    """The request names a tenant the serving policy does not define."""
+
+    code = grpc.StatusCode.NOT_FOUND
+
+
+class NoLedger(GatewayError):
+    """Budgets and usage need a ledger, and this gateway was started without one."""
+
+    code = grpc.StatusCode.FAILED_PRECONDITION
+
+
+class BudgetNotCapped(GatewayError):
+    """A top-up of a period that neither the policy nor an override caps."""
+
+    code = grpc.StatusCode.FAILED_PRECONDITION
+
+    def __init__(self, tenant: str, period: Period) -> None:
+        super().__init__(
+            f"tenant {tenant!r} has no {period.value} budget to top up "
+            "(the policy does not cap it and there is no override); use SetBudget"
+        )
+        self.subject = f"tenant:{tenant}"
+        self.period = period
+
+    def details(self) -> list[any_pb2.Any]:
+        failure = error_details_pb2.PreconditionFailure(
+            violations=[
+                error_details_pb2.PreconditionFailure.Violation(
+                    type="BUDGET_NOT_CAPPED",
+                    subject=self.subject,
+                    description=f"no {self.period.value} cap to raise",
+                )
+            ]
+        )
+        packed = any_pb2.Any()
+        packed.Pack(failure)
+        return [packed]
 
 
 class AdminService(admin_service_pb2_grpc.AdminServiceServicer):
-    """Policy status and reload (budgets and usage arrive with the ledger)."""
+    """Policy status and reload, budgets and usage; every call needs an admin key."""
 
-    def __init__(self, policies: PolicyStore) -> None:
+    def __init__(
+        self,
+        policies: PolicyStore,
+        ledger: Ledger | None = None,
+        limiter: Limiter | None = None,
+        *,
+        global_images_per_minute: int | None = None,
+    ) -> None:
         self._policies = policies
+        self._ledger = ledger
+        self._limiter = limiter
+        self._global_ipm = global_images_per_minute
 
     async def GetPolicyStatus(
         self, request: pb.GetPolicyStatusRequest, context: Any
@@ -33,18 +108,132 @@ class AdminService(admin_service_pb2_grpc.AdminServiceServicer):
         self._policies.reload()
         return pb.ReloadPolicyResponse(status=self._status())
 
+    async def SetBudget(self, request: pb.SetBudgetRequest, context: Any) -> pb.SetBudgetResponse:
+        await _require_admin(context)
+        return await answer(context, self._set_budget(request))
+
+    async def TopUpBudget(
+        self, request: pb.TopUpBudgetRequest, context: Any
+    ) -> pb.TopUpBudgetResponse:
+        await _require_admin(context)
+        return await answer(context, self._top_up(request))
+
+    async def GetTenantUsage(
+        self, request: pb.GetTenantUsageRequest, context: Any
+    ) -> pb.GetTenantUsageResponse:
+        await _require_admin(context)
+        return await answer(context, self._tenant_usage(request))
+
+    async def ListUsageRecords(
+        self, request: pb.ListUsageRecordsRequest, context: Any
+    ) -> pb.ListUsageRecordsResponse:
+        await _require_admin(context)
+        return await answer(context, self._usage_records(request))
+
+    async def _set_budget(self, request: pb.SetBudgetRequest) -> pb.SetBudgetResponse:
+        violations = _tenant_violations(request.tenant_id)
+        period = _period(request.period, violations)
+        if request.limit_micros < 0:
+            violations.append(FieldViolation("limit_micros", "must not be negative"))
+        if violations or period is None:
+            raise InvalidRequest(violations)
+        ledger = self._require_ledger()
+        tenant = self._tenant(request.tenant_id)
+        await ledger.set_budget(tenant.id, period, request.limit_micros)
+        return pb.SetBudgetResponse(budget=await self._budget(ledger, tenant, period))
+
+    async def _top_up(self, request: pb.TopUpBudgetRequest) -> pb.TopUpBudgetResponse:
+        violations = _tenant_violations(request.tenant_id)
+        period = _period(request.period, violations)
+        if request.amount_micros <= 0:
+            violations.append(FieldViolation("amount_micros", "must be greater than 0"))
+        if violations or period is None:
+            raise InvalidRequest(violations)
+        ledger = self._require_ledger()
+        tenant = self._tenant(request.tenant_id)
+        policy_limit = next(
+            (b.limit_micros for b in budget_limits(tenant) if b.period is period), None
+        )
+        current = (await ledger.budget_overrides(tenant.id)).get(period, policy_limit)
+        if current is None:
+            raise BudgetNotCapped(tenant.id, period)
+        if current > INT64_MAX - request.amount_micros:
+            raise InvalidRequest(
+                [FieldViolation("amount_micros", f"the cap would exceed {INT64_MAX} micro-USD")]
+            )
+        await ledger.top_up(
+            tenant.id, period, request.amount_micros, base_limit_micros=policy_limit or 0
+        )
+        return pb.TopUpBudgetResponse(budget=await self._budget(ledger, tenant, period))
+
+    async def _tenant_usage(self, request: pb.GetTenantUsageRequest) -> pb.GetTenantUsageResponse:
+        now = datetime.now(UTC)
+        violations = _tenant_violations(request.tenant_id)
+        try:
+            since, until = usage_window(
+                optional_timestamp(request, "since"), optional_timestamp(request, "until"), now
+            )
+        except InvalidRequest as exc:
+            raise InvalidRequest([*violations, *exc.violations]) from None
+        if violations:
+            raise InvalidRequest(violations)
+        ledger = self._require_ledger()
+        tenant = self._tenant(request.tenant_id)
+        usage = await usage_report(
+            tenant,
+            ledger,
+            self._limiter,
+            since=since,
+            until=until,
+            now=now,
+            global_images_per_minute=self._global_ipm,
+        )
+        return pb.GetTenantUsageResponse(usage=usage)
+
+    async def _usage_records(
+        self, request: pb.ListUsageRecordsRequest
+    ) -> pb.ListUsageRecordsResponse:
+        limit = request.limit or DEFAULT_RECORD_LIMIT
+        if not 1 <= limit <= MAX_RECORD_LIMIT:
+            raise InvalidRequest(
+                [FieldViolation("limit", f"must be 1 to {MAX_RECORD_LIMIT} (0: the default)")]
+            )
+        ledger = self._require_ledger()
+        tenant_id = self._tenant(request.tenant_id).id if request.tenant_id else None
+        records = await ledger.recent_usage(tenant_id, limit=limit)
+        return pb.ListUsageRecordsResponse(records=[_record(r) for r in records])
+
+    async def _budget(
+        self, ledger: Ledger, tenant: Tenant, period: Period
+    ) -> usage_pb.BudgetStatus:
+        """The tenant's standing against `period`'s effective cap now."""
+        states = await ledger.budgets(tenant.id, budget_limits(tenant), now=datetime.now(UTC))
+        state = next(s for s in states if s.period is period)
+        return budget_status(state, tenant.budget.alert_thresholds, overridden=True)
+
+    def _require_ledger(self) -> Ledger:
+        if self._ledger is None:
+            raise NoLedger("this gateway runs without a usage ledger")
+        return self._ledger
+
+    def _tenant(self, tenant_id: str) -> Tenant:
+        tenant = self._policies.current.tenants.get(tenant_id)
+        if tenant is None:
+            raise TenantNotFound(f"no tenant {tenant_id!r} in the serving policy")
+        return tenant
+
     def _status(self) -> pb.PolicyStatus:
         store = self._policies
         policy = store.current
         return pb.PolicyStatus(
             source=str(store.path),
             digest=policy.digest,
-            loaded_at=_timestamp(store.loaded_at),
+            loaded_at=timestamp(store.loaded_at),
             tenant_count=len(policy.tenants),
             rule_count=len(policy.rules),
             last_reload_ok=store.last_reload.ok,
             last_reload_error=store.last_reload.error,
-            last_reload_at=_timestamp(store.last_reload.at),
+            last_reload_at=timestamp(store.last_reload.at),
         )
 
 
@@ -54,7 +243,28 @@ async def _require_admin(context: Any) -> None:
         await context.abort_with_status(to_rpc_status(error))
 
 
-def _timestamp(moment: datetime) -> Timestamp:
-    stamp = Timestamp()
-    stamp.FromDatetime(moment)
-    return stamp
+def _tenant_violations(tenant_id: str) -> list[FieldViolation]:
+    return [] if tenant_id else [FieldViolation("tenant_id", "required")]
+
+
+def _period(value: usage_pb.BudgetPeriod, violations: list[FieldViolation]) -> Period | None:
+    period = PB_TO_PERIOD.get(value)
+    if period is None:
+        violations.append(FieldViolation("period", "required: DAY, MONTH or TOTAL"))
+    return period
+
+
+def _record(record: UsageRecord) -> pb.UsageRecord:
+    return pb.UsageRecord(
+        tenant_id=record.tenant,
+        request_id=record.request_id,
+        image_index=record.image_index,
+        model=record.model,
+        task=record.task,
+        width=record.width,
+        height=record.height,
+        quality=record.quality,
+        cost_micros=record.cost_micros,
+        image_sha256=record.image_sha256,
+        created_at=timestamp(record.created_at),
+    )

@@ -6,6 +6,10 @@
     ├── PolicyDenied                  PERMISSION_DENIED + ErrorInfo POLICY_DENIED|MODERATION_BLOCKED
     ├── PolicyMisconfigured           FAILED_PRECONDITION (a rewrite made the request invalid)
     ├── NotATenant                    PERMISSION_DENIED (an admin key on a tenant RPC or vice versa)
+    ├── QuotaExceeded                 RESOURCE_EXHAUSTED + QuotaFailure + RetryInfo (waiting helps)
+    │                                 FAILED_PRECONDITION + QuotaFailure (it never fits the quota)
+    ├── BudgetRefused                 FAILED_PRECONDITION + ErrorInfo BUDGET_EXHAUSTED
+    ├── IdempotencyConflict           ALREADY_EXISTS (same key, different request)
     └── BackendError                  (a Bedrock call failed)
         ├── ImageFiltered             one image withheld by the output filter
         ├── BackendThrottled          UNAVAILABLE (still throttled after retries)
@@ -24,7 +28,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import grpc
-from google.protobuf import any_pb2
+from google.protobuf import any_pb2, duration_pb2
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
@@ -118,6 +122,64 @@ class NotATenant(GatewayError):
     code = grpc.StatusCode.PERMISSION_DENIED
 
 
+class QuotaExceeded(GatewayError):
+    """A rate or concurrency quota refused the request; nothing was reserved.
+
+    With a finite `retry_after_s` waiting fixes it (RESOURCE_EXHAUSTED with
+    RetryInfo); a request larger than the quota's burst never fits
+    (FAILED_PRECONDITION, no RetryInfo), so clients do not retry it.
+    """
+
+    def __init__(self, message: str, quota: str, subject: str, retry_after_s: float) -> None:
+        super().__init__(message)
+        self.quota = quota
+        self.subject = subject
+        self.retry_after_s = retry_after_s
+        waiting_helps = retry_after_s != float("inf")
+        self.code = (
+            grpc.StatusCode.RESOURCE_EXHAUSTED
+            if waiting_helps
+            else grpc.StatusCode.FAILED_PRECONDITION
+        )
+
+    def details(self) -> list[any_pb2.Any]:
+        failure = error_details_pb2.QuotaFailure(
+            violations=[
+                error_details_pb2.QuotaFailure.Violation(
+                    subject=self.subject, description=f"{self.quota}: {self.message}"
+                )
+            ]
+        )
+        packed = [_pack(failure)]
+        if self.retry_after_s != float("inf"):
+            delay = duration_pb2.Duration()
+            delay.FromNanoseconds(max(1, int(self.retry_after_s * 1e9)))
+            packed.append(_pack(error_details_pb2.RetryInfo(retry_delay=delay)))
+        return packed
+
+
+class BudgetRefused(GatewayError):
+    """The tenant's budget cannot cover the estimate; waiting seconds will not help."""
+
+    code = grpc.StatusCode.FAILED_PRECONDITION
+
+    def __init__(self, message: str, metadata: dict[str, str]) -> None:
+        super().__init__(message)
+        self.metadata = metadata
+
+    def details(self) -> list[any_pb2.Any]:
+        info = error_details_pb2.ErrorInfo(
+            reason="BUDGET_EXHAUSTED", domain=ERROR_DOMAIN, metadata=self.metadata
+        )
+        return [_pack(info)]
+
+
+class IdempotencyConflict(GatewayError):
+    """The idempotency key was already used for a different request."""
+
+    code = grpc.StatusCode.ALREADY_EXISTS
+
+
 class BackendError(GatewayError):
     """A backend call failed. `per_image` errors fail one image, not the request."""
 
@@ -186,5 +248,7 @@ _CODE_NUMBERS: dict[grpc.StatusCode, int] = {
     grpc.StatusCode.FAILED_PRECONDITION: code_pb2.FAILED_PRECONDITION,
     grpc.StatusCode.RESOURCE_EXHAUSTED: code_pb2.RESOURCE_EXHAUSTED,
     grpc.StatusCode.NOT_FOUND: code_pb2.NOT_FOUND,
+    grpc.StatusCode.ALREADY_EXISTS: code_pb2.ALREADY_EXISTS,
+    grpc.StatusCode.ABORTED: code_pb2.ABORTED,
     grpc.StatusCode.INTERNAL: code_pb2.INTERNAL,
 }

@@ -49,14 +49,20 @@ class FanOut:
         self._backend = backend
         self._slots = asyncio.Semaphore(concurrency)
 
-    async def run(self, job: ImageJob, deadline: float) -> AsyncIterator[Outcome]:
+    async def run(
+        self, job: ImageJob, deadline: float, in_flight: set[int] | None = None
+    ) -> AsyncIterator[Outcome]:
         """Yield one outcome per image, in the order they finish.
 
         `deadline` is a `time.monotonic()` instant; no backend call runs past it.
+        `in_flight`, if given, holds the indexes whose backend call has been
+        sent and has not come back: on cancellation those are the images the
+        backend may still bill.
         """
+        in_flight = set() if in_flight is None else in_flight
         results: asyncio.Queue[Outcome | BaseException] = asyncio.Queue()
         calls = [
-            asyncio.create_task(self._one(job, i, deadline, results))
+            asyncio.create_task(self._one(job, i, deadline, results, in_flight))
             for i in range(job.config.count)
         ]
         try:
@@ -76,6 +82,7 @@ class FanOut:
         index: int,
         deadline: float,
         results: asyncio.Queue[Outcome | BaseException],
+        in_flight: set[int],
     ) -> None:
         seed = job.seed_for(index)
         try:
@@ -83,12 +90,16 @@ class FanOut:
                 timeout = deadline - time.monotonic()
                 if timeout <= 0:
                     raise BackendTimeout("deadline passed while waiting for a backend slot")
+                in_flight.add(index)
                 data = await self._backend.generate_one(job, index, timeout=timeout)
+                in_flight.discard(index)
             results.put_nowait(ImageReady(index, seed, data))
         except BackendError as exc:
+            in_flight.discard(index)
             if exc.per_image:
                 results.put_nowait(ImageLost(index, seed, exc))
             else:
                 results.put_nowait(exc)
         except Exception as exc:  # a bug: the servicer logs it and answers INTERNAL
+            in_flight.discard(index)
             results.put_nowait(exc)

@@ -20,18 +20,28 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from gateway.admin import AdminService
+from gateway.admission import Admission
+from gateway.artifacts import LocalArtifactStore
 from gateway.auth import AuthInterceptor
 from gateway.backends.bedrock import BedrockBackend, BedrockConfig
 from gateway.emulator import Emulator, EmulatorConfig
 from gateway.fanout import FanOut
+from gateway.guardrail import GuardrailChecker
+from gateway.idempotency import Idempotency
+from gateway.ledger import Ledger, open_ledger
+from gateway.limits import Limiter, open_limiter
 from gateway.policy_store import PolicyStore
 from gateway.service import ImageService
 from gateway.settings import Settings
+from gateway.stream import Streamer
+from gateway.usage import UsageService
 from titan.gateway.v1 import (
     admin_service_pb2,
     admin_service_pb2_grpc,
     image_service_pb2,
     image_service_pb2_grpc,
+    usage_service_pb2,
+    usage_service_pb2_grpc,
 )
 
 log = logging.getLogger(__name__)
@@ -40,6 +50,7 @@ log = logging.getLogger(__name__)
 MAX_MESSAGE_BYTES = 40 * 1024 * 1024
 SERVICE_NAME = image_service_pb2.DESCRIPTOR.services_by_name["ImageService"].full_name
 ADMIN_SERVICE_NAME = admin_service_pb2.DESCRIPTOR.services_by_name["AdminService"].full_name
+USAGE_SERVICE_NAME = usage_service_pb2.DESCRIPTOR.services_by_name["UsageService"].full_name
 
 
 @dataclass
@@ -49,8 +60,7 @@ class RunningGateway:
     server: grpc.aio.Server
     host: str
     port: int
-    backend: BedrockBackend
-    policies: PolicyStore
+    parts: Parts
     emulator: Emulator | None = None
     _stack: AsyncExitStack = field(default_factory=AsyncExitStack)
 
@@ -60,9 +70,32 @@ class RunningGateway:
         wildcard = self.host in ("", "0.0.0.0", "[::]")
         return f"{'127.0.0.1' if wildcard else self.host}:{self.port}"
 
+    @property
+    def backend(self) -> BedrockBackend:
+        return self.parts.backend
+
+    @property
+    def policies(self) -> PolicyStore:
+        return self.parts.policies
+
+    @property
+    def ledger(self) -> Ledger:
+        return self.parts.ledger
+
     async def stop(self, grace: float | None = None) -> None:
         await self.server.stop(grace)
         await self._stack.aclose()
+
+
+@dataclass(frozen=True)
+class Parts:
+    """The concrete parts one gateway process runs on."""
+
+    settings: Settings
+    policies: PolicyStore
+    backend: BedrockBackend
+    ledger: Ledger
+    limiter: Limiter
 
 
 async def start_gateway(settings: Settings) -> RunningGateway:
@@ -71,24 +104,46 @@ async def start_gateway(settings: Settings) -> RunningGateway:
     policies = PolicyStore(settings.policy_file)
     try:
         emulator, endpoint_url = await _start_emulator(settings, stack)
-        backend = BedrockBackend(
-            BedrockConfig(
-                region=settings.bedrock_region,
-                endpoint_url=endpoint_url,
-                max_connections=settings.backend_max_connections,
-                max_attempts=settings.backend_max_attempts,
-            )
-        )
-        await backend.start()
-        stack.push_async_callback(backend.close)
-        server, port = await _start_server(settings, backend, policies)
-        watcher = asyncio.create_task(policies.watch(settings.policy_poll_s))
-        stack.push_async_callback(_cancel, watcher)
+        backend = await _start_backend(settings, endpoint_url, stack)
+        ledger = await _start_ledger(settings, stack)
+        limiter = open_limiter(settings.limits_url, prefix=settings.limits_prefix)
+        await limiter.start()
+        stack.push_async_callback(limiter.close)
+        parts = Parts(settings, policies, backend, ledger, limiter)
+        server, port, admission = await _start_server(parts)
+        for job in (policies.watch(settings.policy_poll_s), admission.sweep_forever()):
+            stack.push_async_callback(_cancel, asyncio.create_task(job))
     except BaseException:
         await stack.aclose()
         raise
     host = settings.listen.rsplit(":", 1)[0]
-    return RunningGateway(server, host, port, backend, policies, emulator, stack)
+    return RunningGateway(server, host, port, parts, emulator, stack)
+
+
+async def _start_backend(
+    settings: Settings, endpoint_url: str | None, stack: AsyncExitStack
+) -> BedrockBackend:
+    backend = BedrockBackend(
+        BedrockConfig(
+            region=settings.bedrock_region,
+            endpoint_url=endpoint_url,
+            max_connections=settings.backend_max_connections,
+            max_attempts=settings.backend_max_attempts,
+        )
+    )
+    await backend.start()
+    stack.push_async_callback(backend.close)
+    return backend
+
+
+async def _start_ledger(settings: Settings, stack: AsyncExitStack) -> Ledger:
+    url = settings.ledger_location()
+    if url.startswith("sqlite:"):
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+    ledger = open_ledger(url)
+    await ledger.start()
+    stack.push_async_callback(ledger.close)
+    return ledger
 
 
 async def _cancel(task: asyncio.Task[None]) -> None:
@@ -119,9 +174,8 @@ async def _start_emulator(
     return emulator, url
 
 
-async def _start_server(
-    settings: Settings, backend: BedrockBackend, policies: PolicyStore
-) -> tuple[grpc.aio.Server, int]:
+async def _start_server(parts: Parts) -> tuple[grpc.aio.Server, int, Admission]:
+    settings, policies = parts.settings, parts.policies
     server = grpc.aio.server(
         interceptors=[AuthInterceptor(policies)],
         options=[
@@ -129,18 +183,53 @@ async def _start_server(
             ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
         ],
     )
+    admission = Admission(
+        parts.ledger,
+        parts.limiter,
+        lease_s=settings.reservation_lease_s,
+        global_images_per_minute=settings.global_images_per_minute,
+    )
+    idempotency = Idempotency(
+        parts.ledger,
+        LocalArtifactStore(settings.data_dir / "artifacts"),
+        lease_s=settings.default_timeout_s + settings.reservation_lease_s,
+    )
+    streamer = Streamer(FanOut(parts.backend, settings.backend_concurrency), admission, idempotency)
     service = ImageService(
         settings.registry(),
         policies,
-        FanOut(backend, settings.backend_concurrency),
+        admission,
+        streamer,
+        idempotency,
+        GuardrailChecker(parts.backend.client),
         settings.default_timeout_s,
     )
     image_service_pb2_grpc.add_ImageServiceServicer_to_server(service, server)  # type: ignore[no-untyped-call]
-    admin_service_pb2_grpc.add_AdminServiceServicer_to_server(AdminService(policies), server)  # type: ignore[no-untyped-call]
+    admin = AdminService(
+        policies,
+        parts.ledger,
+        parts.limiter,
+        global_images_per_minute=settings.global_images_per_minute,
+    )
+    admin_service_pb2_grpc.add_AdminServiceServicer_to_server(admin, server)  # type: ignore[no-untyped-call]
+    usage = UsageService(
+        policies,
+        parts.ledger,
+        parts.limiter,
+        global_images_per_minute=settings.global_images_per_minute,
+    )
+    usage_service_pb2_grpc.add_UsageServiceServicer_to_server(usage, server)  # type: ignore[no-untyped-call]
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection(
-        (SERVICE_NAME, ADMIN_SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), server
+        (
+            SERVICE_NAME,
+            ADMIN_SERVICE_NAME,
+            USAGE_SERVICE_NAME,
+            health.SERVICE_NAME,
+            reflection.SERVICE_NAME,
+        ),
+        server,
     )
     port = server.add_insecure_port(settings.listen)
     if port == 0:
@@ -149,7 +238,7 @@ async def _start_server(
     serving = health_pb2.HealthCheckResponse.SERVING
     await health_servicer.set("", serving)
     await health_servicer.set(SERVICE_NAME, serving)
-    return server, port
+    return server, port, admission
 
 
 async def serve(settings: Settings) -> None:

@@ -12,6 +12,7 @@ import pytest
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 
+from gateway.emulator import EmulatorConfig
 from policies import hash_key
 from tests.auth import bearer
 from tests.imagekit import disc_on_white, encode
@@ -234,3 +235,31 @@ async def test_an_edited_file_is_picked_up_without_a_restart(policy_gateway, tmp
                 break
             await asyncio.sleep(0.05)
     assert count == 1
+
+
+async def test_a_bedrock_guardrail_blocks_before_any_image_call(make_gateway, tmp_path) -> None:
+    path = tmp_path / "guarded.yaml"
+    path.write_text(policy_text() + '  guardrail: {id: gr-1, version: "1"}\n', encoding="utf-8")
+    gateway = await make_gateway(policy_file=path)
+    gateway.emulator.config = EmulatorConfig(guardrails={"gr-1": ("forbiddenword",)})
+    channel, stub = stub_for(gateway, PRO_KEY)
+    blocked = pb.GenerateImagesRequest(
+        text_to_image=tasks.TextToImageTask(text="fine", negative_text="a forbiddenword here"),
+        config=tasks.ImageGenerationConfig(width=512, height=512),
+    )
+    fine = pb.GenerateImagesRequest(
+        text_to_image=tasks.TextToImageTask(text="a calm lake"),
+        config=tasks.ImageGenerationConfig(width=512, height=512),
+    )
+    async with channel:
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await collect(stub.GenerateImages(blocked))
+        assert gateway.emulator.stats.received == []
+        result = await collect(stub.GenerateImages(fine))
+    info = error_info(caught.value)
+    assert caught.value.code() == grpc.StatusCode.PERMISSION_DENIED
+    assert (info.reason, info.metadata["category"]) == ("MODERATION_BLOCKED", "guardrail")
+    assert info.metadata["field"] == "text_to_image.negative_text"
+    assert "forbiddenword" not in caught.value.details()
+    assert len(result.images) == 1
+    assert gateway.emulator.stats.guardrail_calls == 2

@@ -134,6 +134,11 @@ class BedrockBackend:
             )
             self._stack = stack.pop_all()
 
+    @property
+    def client(self) -> Any:
+        """The shared aiobotocore bedrock-runtime client; None before start() and after close()."""
+        return self._client
+
     async def close(self) -> None:
         stack, self._stack, self._client = self._stack, None, None
         if stack is not None:

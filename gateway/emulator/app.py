@@ -30,6 +30,7 @@ from gateway.emulator.errors import (
     EmulatorError,
     validation,
 )
+from gateway.emulator.guardrail import apply_guardrail, guardrail_target
 from gateway.emulator.models import MAX_BODY_BYTES, ModelSpec, resolve_model
 from gateway.emulator.policy import (
     FaultInjector,
@@ -59,6 +60,9 @@ class EmulatorStats:
     images_returned: int = 0
     disconnected: int = 0  # requests whose client went away before the answer
     received: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    # ApplyGuardrail requests (also counted in `calls`): (id, version, body) each.
+    guardrail_calls: int = 0
+    guardrail_received: list[tuple[str, str, dict[str, Any]]] = field(default_factory=list)
 
     def reset(self) -> None:
         """Forget history; in_flight stays true to the requests still running."""
@@ -68,6 +72,8 @@ class EmulatorStats:
         self.images_returned = 0
         self.disconnected = 0
         self.received.clear()
+        self.guardrail_calls = 0
+        self.guardrail_received.clear()
 
 
 def elide_images(value: Any, key: str | None = None) -> Any:
@@ -222,6 +228,12 @@ class Emulator:
         return response
 
     async def _dispatch(self, request: web.Request) -> web.Response:
+        guardrail = guardrail_target(request.raw_path.split("?", 1)[0])
+        if guardrail is not None and request.method == "POST":
+            self.stats.guardrail_calls += 1
+            body = await self._read_body(request)
+            self.stats.guardrail_received.append((*guardrail, elide_images(body)))
+            return json_response(apply_guardrail(self._config, *guardrail, body))
         match = _INVOKE_PATH.match(request.raw_path.split("?", 1)[0])
         if match is None:
             raise EmulatorError(404, UNKNOWN_OPERATION, f"No operation matches {request.path}")

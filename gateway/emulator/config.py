@@ -72,3 +72,11 @@ class EmulatorConfig(BaseModel):
             "was asked for, otherwise every image at an odd index."
         ),
     )
+    guardrails: dict[str, tuple[str, ...]] = Field(
+        default_factory=dict,
+        description=(
+            "ApplyGuardrail guardrails by id (any version answers): each blocks the "
+            "case-insensitive substrings listed. A content block containing one gets "
+            "GUARDRAIL_INTERVENED; an id not listed gets 404 ResourceNotFoundException."
+        ),
+    )

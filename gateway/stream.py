@@ -1,0 +1,142 @@
+"""One admitted request, from reservation to the last event.
+
+Order matters for the money: reserve the estimate before `accepted`; settle
+each image in the ledger before its `image` event is sent; on every exit
+release what is left (and the concurrency slot). If the client cancels,
+images whose backend call was already sent are settled as billed (Bedrock
+bills work it started; see the README), the rest is released.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from gateway import events
+from gateway.admission import Admission, Ticket
+from gateway.domain import ImageJob
+from gateway.fanout import FanOut, ImageLost, ImageReady
+from gateway.idempotency import Idempotency, Recording
+from gateway.ledger import UsageRecord
+from policies import Decision, Tenant
+from titan.gateway.v1 import image_service_pb2 as pb
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Run:
+    """Everything one request needs once it has been decided."""
+
+    tenant: Tenant
+    job: ImageJob
+    decision: Decision
+    request_id: str
+    deadline: float  # time.monotonic() instant
+    recording: Recording | None = None
+
+
+class Streamer:
+    """Runs admitted requests: reserve, fan out, settle, stream, release."""
+
+    def __init__(self, fanout: FanOut, admission: Admission, idempotency: Idempotency) -> None:
+        self._fanout = fanout
+        self._admission = admission
+        self._idempotency = idempotency
+
+    async def stream(self, run: Run) -> AsyncIterator[pb.GenerateImagesResponse]:
+        """The events of one request; raises GatewayError to end it with a status."""
+        ticket = await self._admission.admit(
+            run.tenant, run.request_id, run.job.config.count, run.decision.estimate_micros, _now()
+        )
+        renewer = asyncio.create_task(self._admission.keep_alive(ticket))
+        in_flight: set[int] = set()
+        cancelled = False
+        try:
+            async for event in self._events(run, ticket, in_flight):
+                yield event
+        except (asyncio.CancelledError, GeneratorExit):
+            cancelled = True
+            raise
+        finally:
+            renewer.cancel()
+            billable = in_flight - ticket.settled if cancelled else set()
+            await asyncio.shield(self._close(run, ticket, billable))
+
+    async def _events(
+        self, run: Run, ticket: Ticket, in_flight: set[int]
+    ) -> AsyncIterator[pb.GenerateImagesResponse]:
+        job, price = run.job, run.decision.price_per_image_micros
+        first = pb.GenerateImagesResponse(
+            accepted=events.accepted(job, run.decision, run.tenant.id, run.request_id)
+        )
+        yield await self._recorded(run, first)
+        lost: list[ImageLost] = []
+        async for outcome in self._fanout.run(job, run.deadline, in_flight):
+            if isinstance(outcome, ImageReady):
+                await self._admission.settle(
+                    ticket, _usage(run, outcome.index, price, outcome.data)
+                )
+                event = pb.GenerateImagesResponse(image=events.image(job, outcome, price))
+            else:
+                lost.append(outcome)
+                event = pb.GenerateImagesResponse(image_failed=events.image_failed(outcome))
+            yield await self._recorded(run, event)
+        if not ticket.settled and lost and all(x.error.retryable for x in lost):
+            # Nothing arrived and waiting may help: end with the status so the
+            # caller's retry policy applies (UNAVAILABLE / DEADLINE_EXCEEDED).
+            raise lost[0].error
+        done = pb.Completed(
+            images_delivered=len(ticket.settled),
+            images_failed=len(lost),
+            cost_micros=price * len(ticket.settled),
+        )
+        yield await self._recorded(run, pb.GenerateImagesResponse(completed=done))
+
+    async def _recorded(
+        self, run: Run, event: pb.GenerateImagesResponse
+    ) -> pb.GenerateImagesResponse:
+        if run.recording is not None:
+            if event.WhichOneof("event") == "image":
+                await self._idempotency.keep_image(run.recording, event)
+            else:
+                run.recording.add(event)
+        return event
+
+    async def _close(self, run: Run, ticket: Ticket, billable: set[int]) -> None:
+        """Bill what the backend will charge for, release the rest. Never raises."""
+        try:
+            price = run.decision.price_per_image_micros
+            for index in sorted(billable):
+                log.info(
+                    "request %s cancelled: image %d was in flight, billed", run.request_id, index
+                )
+                await self._admission.settle(ticket, _usage(run, index, price, b""))
+            await self._admission.finish(ticket)
+        except Exception:  # the lease returns the budget if this fails; say so loudly
+            log.exception("request %s: could not release its reservation", run.request_id)
+
+
+def _usage(run: Run, index: int, price: int, data: bytes) -> UsageRecord:
+    job = run.job
+    return UsageRecord(
+        tenant=run.tenant.id,
+        request_id=run.request_id,
+        image_index=index,
+        model=job.model.model_id,
+        task=job.task_type.value,
+        width=job.config.width,
+        height=job.config.height,
+        quality=job.config.quality.value,
+        cost_micros=price,
+        image_sha256=hashlib.sha256(data).hexdigest() if data else "",
+        created_at=_now(),
+    )
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
