@@ -20,9 +20,12 @@ import logging
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+from opentelemetry import trace
+
 from gateway.errors import BudgetRefused, QuotaExceeded
 from gateway.ledger import BudgetExhausted, BudgetState, Ledger, Period, Reservation, UsageRecord
 from gateway.limits import Limiter, RateRequest
+from gateway.observe import Observer
 from gateway.usage import budget_limits, rate_requests, slot_key
 from policies import Tenant, UsageFacts
 
@@ -50,7 +53,9 @@ class Admission:
         *,
         lease_s: float,
         global_images_per_minute: int | None = None,
+        observer: Observer | None = None,
     ) -> None:
+        self._observer = observer or Observer.noop()
         self._ledger = ledger
         self._limiter = limiter
         self._lease_s = lease_s
@@ -59,6 +64,8 @@ class Admission:
     async def usage_facts(self, tenant: Tenant, now: datetime) -> UsageFacts:
         """The usage the policy's rules may look at (budget used, images so far)."""
         states = await self._ledger.budgets(tenant.id, budget_limits(tenant), now=now)
+        for state in states:
+            self._observer.budgets[(tenant.id, state.period.value)] = state.remaining_micros
         used = max((s.used_fraction for s in states), default=0.0)
         day = next((s for s in states if s.period is Period.DAY), None)
         consumed = await self._consumed(tenant)
@@ -74,6 +81,26 @@ class Admission:
         self, tenant: Tenant, request_id: str, images: int, estimate_micros: int, now: datetime
     ) -> Ticket:
         """Take the quotas and reserve the estimate, or raise; nothing is held on refusal."""
+        with self._observer.tracer.start_as_current_span("admission") as span:
+            span.set_attribute("titan.estimate_usd", estimate_micros / 1e6)
+            try:
+                ticket = await self._admit(tenant, request_id, images, estimate_micros, now)
+            except QuotaExceeded as exc:
+                self._refused(span, exc.quota)
+                raise
+            except BudgetRefused as exc:
+                self._refused(span, f"budget_{exc.metadata['period']}")
+                raise
+            span.set_attribute("titan.reserved_usd", ticket.reservation.amount_micros / 1e6)
+            return ticket
+
+    def _refused(self, span: trace.Span, quota: str) -> None:
+        span.set_attribute("titan.refused_by", quota)
+        self._observer.instruments.quota_refusal(quota)
+
+    async def _admit(
+        self, tenant: Tenant, request_id: str, images: int, estimate_micros: int, now: datetime
+    ) -> Ticket:
         await self._take_rates(tenant, images)
         slot = await self._take_slot(tenant)
         try:

@@ -30,10 +30,13 @@ from gateway.guardrail import GuardrailChecker
 from gateway.idempotency import Idempotency
 from gateway.ledger import Ledger, open_ledger
 from gateway.limits import Limiter, open_limiter
+from gateway.observe import Observer
 from gateway.policy_store import PolicyStore
 from gateway.service import ImageService
 from gateway.settings import Settings
 from gateway.stream import Streamer
+from gateway.telemetry.sdk import Telemetry, TelemetryConfig, configure_telemetry
+from gateway.tracing import TelemetryInterceptor
 from gateway.usage import UsageService
 from titan.gateway.v1 import (
     admin_service_pb2,
@@ -96,20 +99,36 @@ class Parts:
     backend: BedrockBackend
     ledger: Ledger
     limiter: Limiter
+    observer: Observer
+    telemetry: Telemetry
 
 
-async def start_gateway(settings: Settings) -> RunningGateway:
-    """Build and start everything `settings` describe."""
+async def start_gateway(
+    settings: Settings, *, telemetry: Telemetry | None = None
+) -> RunningGateway:
+    """Build and start everything `settings` describe.
+
+    `telemetry` (tests pass one with in-memory exporters) is used as given and
+    left running; without it one is configured from `settings.telemetry`
+    (not as the process-global provider) and shut down by `stop()`.
+    """
     stack = AsyncExitStack()
     policies = PolicyStore(settings.policy_file)
     try:
+        if telemetry is None:
+            telemetry = configure_telemetry(telemetry_config(settings), set_global=False)
+            stack.callback(telemetry.shutdown)
+        observer = Observer(
+            telemetry.tracer, telemetry.instruments, settings.telemetry.record_prompts
+        )
+        telemetry.instruments.observe_budgets(observer.budget_readings)
         emulator, endpoint_url = await _start_emulator(settings, stack)
-        backend = await _start_backend(settings, endpoint_url, stack)
+        backend = await _start_backend(settings, endpoint_url, stack, observer)
         ledger = await _start_ledger(settings, stack)
         limiter = open_limiter(settings.limits_url, prefix=settings.limits_prefix)
         await limiter.start()
         stack.push_async_callback(limiter.close)
-        parts = Parts(settings, policies, backend, ledger, limiter)
+        parts = Parts(settings, policies, backend, ledger, limiter, observer, telemetry)
         server, port, admission = await _start_server(parts)
         for job in (policies.watch(settings.policy_poll_s), admission.sweep_forever()):
             stack.push_async_callback(_cancel, asyncio.create_task(job))
@@ -121,7 +140,7 @@ async def start_gateway(settings: Settings) -> RunningGateway:
 
 
 async def _start_backend(
-    settings: Settings, endpoint_url: str | None, stack: AsyncExitStack
+    settings: Settings, endpoint_url: str | None, stack: AsyncExitStack, observer: Observer
 ) -> BedrockBackend:
     backend = BedrockBackend(
         BedrockConfig(
@@ -129,7 +148,8 @@ async def _start_backend(
             endpoint_url=endpoint_url,
             max_connections=settings.backend_max_connections,
             max_attempts=settings.backend_max_attempts,
-        )
+        ),
+        observer=observer,
     )
     await backend.start()
     stack.push_async_callback(backend.close)
@@ -177,7 +197,8 @@ async def _start_emulator(
 async def _start_server(parts: Parts) -> tuple[grpc.aio.Server, int, Admission]:
     settings, policies = parts.settings, parts.policies
     server = grpc.aio.server(
-        interceptors=[AuthInterceptor(policies)],
+        # Telemetry outermost, so refusals by authentication are traced too.
+        interceptors=[TelemetryInterceptor(parts.observer), AuthInterceptor(policies)],
         options=[
             ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
             ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
@@ -188,13 +209,15 @@ async def _start_server(parts: Parts) -> tuple[grpc.aio.Server, int, Admission]:
         parts.limiter,
         lease_s=settings.reservation_lease_s,
         global_images_per_minute=settings.global_images_per_minute,
+        observer=parts.observer,
     )
     idempotency = Idempotency(
         parts.ledger,
         LocalArtifactStore(settings.data_dir / "artifacts"),
         lease_s=settings.default_timeout_s + settings.reservation_lease_s,
     )
-    streamer = Streamer(FanOut(parts.backend, settings.backend_concurrency), admission, idempotency)
+    fanout = FanOut(parts.backend, settings.backend_concurrency)
+    streamer = Streamer(fanout, admission, idempotency, parts.observer)
     service = ImageService(
         settings.registry(),
         policies,
@@ -203,6 +226,7 @@ async def _start_server(parts: Parts) -> tuple[grpc.aio.Server, int, Admission]:
         idempotency,
         GuardrailChecker(parts.backend.client),
         settings.default_timeout_s,
+        parts.observer,
     )
     image_service_pb2_grpc.add_ImageServiceServicer_to_server(service, server)  # type: ignore[no-untyped-call]
     admin = AdminService(
@@ -241,15 +265,36 @@ async def _start_server(parts: Parts) -> tuple[grpc.aio.Server, int, Admission]:
     return server, port, admission
 
 
+def telemetry_config(settings: Settings) -> TelemetryConfig:
+    t = settings.telemetry
+    return TelemetryConfig(
+        prometheus_port=t.prometheus_port,
+        console=t.console,
+        record_prompts=t.record_prompts,
+        metric_export_interval_ms=t.metric_export_interval_ms,
+        json_logs=t.json_logs,
+    )
+
+
 async def serve(settings: Settings) -> None:
     """Run until SIGINT/SIGTERM, then drain in-flight streams and stop."""
-    gateway = await start_gateway(settings)
+    telemetry = configure_telemetry(telemetry_config(settings), set_global=True)
+    try:
+        await _serve(settings, telemetry)
+    finally:
+        telemetry.shutdown()
+
+
+async def _serve(settings: Settings, telemetry: Telemetry) -> None:
+    gateway = await start_gateway(settings, telemetry=telemetry)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     loop.add_signal_handler(signal.SIGHUP, gateway.policies.reload)
     print(f"Titan Image Gateway listening on {gateway.address}", flush=True)
+    if telemetry.prometheus_port is not None:
+        print(f"metrics on http://127.0.0.1:{telemetry.prometheus_port}/metrics", flush=True)
     try:
         await stop.wait()
     finally:

@@ -15,6 +15,8 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any, NoReturn
 
+from opentelemetry import trace
+
 from gateway import events
 from gateway.admission import Admission
 from gateway.auth import caller
@@ -24,6 +26,7 @@ from gateway.errors import GatewayError, NotATenant, PolicyDenied, to_rpc_status
 from gateway.guardrail import GuardrailChecker
 from gateway.idempotency import Idempotency, request_hash, request_id_for
 from gateway.models import ModelRegistry
+from gateway.observe import GEN_AI_MODEL, Observer
 from gateway.policy_store import PolicyStore
 from gateway.stream import Run, Streamer
 from gateway.validation import decode_request
@@ -46,7 +49,9 @@ class ImageService(image_service_pb2_grpc.ImageServiceServicer):
         idempotency: Idempotency,
         guardrails: GuardrailChecker,
         default_timeout: float,
+        observer: Observer | None = None,
     ) -> None:
+        self._observer = observer or Observer.noop()
         self._registry = registry
         self._policies = policies
         self._admission = admission
@@ -93,16 +98,58 @@ class ImageService(image_service_pb2_grpc.ImageServiceServicer):
     async def _decide(self, request: pb.GenerateImagesRequest) -> tuple[Tenant, ImageJob, Decision]:
         """Authenticated, valid and allowed by the policy, or a GatewayError."""
         tenant = _tenant()
-        job = decode_request(request, self._registry)
-        decision = await self._evaluate(tenant, job, request)
-        for result in decision.shadow:
-            log.info("shadow rule %s (tenant %s): %s", result.rule, tenant.id, result.outcome)
-        refuse_if_denied(decision)
+        tracer = self._observer.tracer
+        trace.get_current_span().set_attribute("titan.tenant", tenant.id)
+        with tracer.start_as_current_span("validate"):
+            job = decode_request(request, self._registry)
+        with tracer.start_as_current_span("policy") as span:
+            decision = await self._evaluate(tenant, job, request)
+            self._record_decision(span, decision)
+            if not decision.moderation.blocked:
+                refuse_if_denied(decision)
+        with tracer.start_as_current_span("moderation") as span:
+            _record_moderation(span, decision)
+            if decision.moderation.blocked:
+                self._observer.instruments.moderation_block(decision.moderation.category or "")
+            refuse_if_denied(decision)
+            await self._guardrail(request, span)
         job = apply_decision(request, decision, self._registry)
-        await self._guardrail(request)
+        self._describe(job, decision)
         return tenant, job, decision
 
-    async def _guardrail(self, request: pb.GenerateImagesRequest) -> None:
+    def _record_decision(self, span: trace.Span, decision: Decision) -> None:
+        for result in decision.shadow:
+            log.info("shadow rule %s: %s", result.rule, result.outcome)
+        rules = {rule.name: rule.effect.kind for rule in self._policies.current.rules}
+        for name in decision.matched:
+            self._observer.instruments.policy_decision(name, rules.get(name, "unknown"))
+        span.set_attribute("titan.policy.allowed", decision.allowed)
+        span.set_attribute("titan.rules_applied", list(decision.matched))
+        if decision.denied_by:
+            span.set_attribute("titan.policy.denied_by", decision.denied_by)
+
+    def _describe(self, job: ImageJob, decision: Decision) -> None:
+        """The request's facts on the server span (prompts only if configured)."""
+        span = trace.get_current_span()
+        config = job.config
+        span.set_attributes(
+            {
+                "titan.task_type": job.task_type.value,
+                GEN_AI_MODEL: job.model.model_id,
+                "titan.image_count": config.count,
+                "titan.width": config.width,
+                "titan.height": config.height,
+                "titan.quality": config.quality.value,
+                "titan.rules_applied": list(decision.matched),
+                "titan.estimated_cost_usd": decision.estimate_micros / 1e6,
+            }
+        )
+        if self._observer.record_prompts:
+            prompt = getattr(job.task, "text", None)
+            if prompt:
+                span.set_attribute("titan.prompt", prompt)
+
+    async def _guardrail(self, request: pb.GenerateImagesRequest, span: trace.Span) -> None:
         """Bedrock Guardrails on the prompts, when the policy names a guardrail."""
         guardrail = self._policies.current.guardrail
         if guardrail is None:
@@ -110,7 +157,9 @@ class ImageService(image_service_pb2_grpc.ImageServiceServicer):
         verdict = await self._guardrails.check(
             guardrail, prompt_texts(request), timeout=self._default_timeout
         )
+        span.set_attribute("titan.guardrail.blocked", verdict.blocked)
         if verdict.blocked:
+            self._observer.instruments.moderation_block("guardrail")
             field = verdict.field or ""
             raise PolicyDenied(
                 f"the prompt in {field} was blocked by Bedrock guardrail {guardrail.id}",
@@ -172,7 +221,18 @@ def _tenant() -> Tenant:
     return who.tenant
 
 
+def _record_moderation(span: trace.Span, decision: Decision) -> None:
+    verdict = decision.moderation
+    span.set_attribute("titan.moderation.blocked", verdict.blocked)
+    if verdict.blocked:
+        span.set_attribute("titan.moderation.category", verdict.category or "")
+        span.set_attribute("titan.moderation.field", verdict.field or "")
+
+
 async def _abort(context: Any, error: GatewayError) -> NoReturn:
     log.info("request refused: %s %s", error.code.name, error.message)
+    span = trace.get_current_span()
+    span.set_attribute("titan.refusal", type(error).__name__)
+    span.add_event("refused", {"grpc.status": error.code.name, "message": error.message})
     await context.abort_with_status(to_rpc_status(error))
     raise AssertionError("abort_with_status returned")  # pragma: no cover

@@ -47,6 +47,21 @@ class EmulatorSettings(BaseModel):
     output_block_terms: tuple[str, ...] = ("filteredterm",)
 
 
+class TelemetrySettings(BaseModel):
+    """Traces, metrics and logs. OTLP export turns on by itself when the standard
+    OTEL_EXPORTER_OTLP_ENDPOINT variable (or a per-signal one) is set."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    prometheus_port: int | None = Field(
+        None, ge=0, le=65535, description="serve /metrics on 127.0.0.1:<port>"
+    )
+    console: bool = Field(False, description="print spans and metrics to stdout (debugging)")
+    record_prompts: bool = Field(False, description="put prompts into span attributes")
+    json_logs: bool = Field(False, description="one JSON object per log line, with trace ids")
+    metric_export_interval_ms: int = Field(10_000, gt=0)
+
+
 def _default_models() -> tuple[ModelEntry, ...]:
     return (
         ModelEntry(id="amazon.titan-image-generator-v2:0", family=ModelFamily.TITAN_V2),
@@ -90,6 +105,7 @@ class Settings(BaseSettings):
     )
     shutdown_grace_s: float = Field(10.0, ge=0)
     emulator: EmulatorSettings = Field(default_factory=EmulatorSettings)  # type: ignore[arg-type]
+    telemetry: TelemetrySettings = Field(default_factory=TelemetrySettings)  # type: ignore[arg-type]
 
     @model_validator(mode="after")
     def _default_model_is_listed(self) -> Settings:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -19,9 +20,12 @@ from datetime import UTC, datetime
 from gateway import events
 from gateway.admission import Admission, Ticket
 from gateway.domain import ImageJob
+from gateway.errors import ImageFiltered
 from gateway.fanout import FanOut, ImageLost, ImageReady
 from gateway.idempotency import Idempotency, Recording
 from gateway.ledger import UsageRecord
+from gateway.observe import Observer
+from gateway.telemetry import ImageOutcome, size_class
 from policies import Decision, Tenant
 from titan.gateway.v1 import image_service_pb2 as pb
 
@@ -43,7 +47,14 @@ class Run:
 class Streamer:
     """Runs admitted requests: reserve, fan out, settle, stream, release."""
 
-    def __init__(self, fanout: FanOut, admission: Admission, idempotency: Idempotency) -> None:
+    def __init__(
+        self,
+        fanout: FanOut,
+        admission: Admission,
+        idempotency: Idempotency,
+        observer: Observer | None = None,
+    ) -> None:
+        self._observer = observer or Observer.noop()
         self._fanout = fanout
         self._admission = admission
         self._idempotency = idempotency
@@ -76,14 +87,19 @@ class Streamer:
         )
         yield await self._recorded(run, first)
         lost: list[ImageLost] = []
+        began = time.perf_counter()
         async for outcome in self._fanout.run(job, run.deadline, in_flight):
             if isinstance(outcome, ImageReady):
-                await self._admission.settle(
-                    ticket, _usage(run, outcome.index, price, outcome.data)
-                )
+                await self._settle(run, ticket, outcome)
                 event = pb.GenerateImagesResponse(image=events.image(job, outcome, price))
+                if len(ticket.settled) == 1:
+                    self._observer.instruments.time_to_first_image(
+                        time.perf_counter() - began, run.tenant.id, job.model.model_id,
+                        job.task_type.value,
+                    )  # fmt: skip
             else:
                 lost.append(outcome)
+                self._count_image(run, _lost_outcome(outcome))
                 event = pb.GenerateImagesResponse(image_failed=events.image_failed(outcome))
             yield await self._recorded(run, event)
         if not ticket.settled and lost and all(x.error.retryable for x in lost):
@@ -96,6 +112,29 @@ class Streamer:
             cost_micros=price * len(ticket.settled),
         )
         yield await self._recorded(run, pb.GenerateImagesResponse(completed=done))
+
+    async def _settle(self, run: Run, ticket: Ticket, ready: ImageReady) -> None:
+        """Bill one image in the ledger, then count it: the cost metric is the
+        same integer the ledger settled."""
+        price = run.decision.price_per_image_micros
+        with self._observer.tracer.start_as_current_span("settle") as span:
+            span.set_attribute("titan.image_index", ready.index)
+            span.set_attribute("titan.cost_usd", price / 1e6)
+            await self._admission.settle(ticket, _usage(run, ready.index, price, ready.data))
+        self._count_image(run, "delivered", price)
+
+    def _count_image(self, run: Run, outcome: ImageOutcome, cost_micros: int = 0) -> None:
+        job, instruments = run.job, self._observer.instruments
+        labels = (
+            run.tenant.id,
+            job.model.model_id,
+            job.task_type.value,
+            job.config.quality.value,
+            size_class(job.config.width, job.config.height),
+        )
+        instruments.image(*labels, outcome)
+        if cost_micros:
+            instruments.cost(cost_micros, *labels)
 
     async def _recorded(
         self, run: Run, event: pb.GenerateImagesResponse
@@ -116,9 +155,14 @@ class Streamer:
                     "request %s cancelled: image %d was in flight, billed", run.request_id, index
                 )
                 await self._admission.settle(ticket, _usage(run, index, price, b""))
+                self._count_image(run, "failed", price)
             await self._admission.finish(ticket)
         except Exception:  # the lease returns the budget if this fails; say so loudly
             log.exception("request %s: could not release its reservation", run.request_id)
+
+
+def _lost_outcome(lost: ImageLost) -> ImageOutcome:
+    return "filtered" if isinstance(lost.error, ImageFiltered) else "failed"
 
 
 def _usage(run: Run, index: int, price: int, data: bytes) -> UsageRecord:

@@ -29,6 +29,7 @@ import binascii
 import io
 import json
 import random
+import time
 from collections.abc import Callable
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
@@ -46,6 +47,8 @@ from botocore.exceptions import (
     NoCredentialsError,
 )
 from botocore.exceptions import ConnectionError as BotoConnectionError
+from opentelemetry import trace
+from opentelemetry.trace import SpanKind
 
 from gateway.backends.titan_body import build_body
 from gateway.domain import ImageJob
@@ -59,6 +62,7 @@ from gateway.errors import (
     GatewayError,
     ImageFiltered,
 )
+from gateway.observe import GEN_AI_MODEL, GEN_AI_OPERATION, GEN_AI_SYSTEM, Observer
 
 __all__ = ["BedrockBackend", "BedrockConfig", "backoff_delay"]
 
@@ -97,6 +101,11 @@ class BedrockConfig:
     connect_timeout: float = 5.0
 
 
+# GenAI semantic conventions have no image operation yet; generate_content is
+# the closest ("multimodal content generation").
+GEN_AI_OPERATION_VALUE = "generate_content"
+
+
 class _Transient(Exception):
     """One failed attempt that may succeed if tried again; `error` is raised if not."""
 
@@ -109,9 +118,16 @@ class _Transient(Exception):
 class BedrockBackend:
     """`gateway.backends.base.Backend` over one shared bedrock-runtime client."""
 
-    def __init__(self, config: BedrockConfig, *, rng: random.Random | None = None) -> None:
+    def __init__(
+        self,
+        config: BedrockConfig,
+        *,
+        rng: random.Random | None = None,
+        observer: Observer | None = None,
+    ) -> None:
         self._config = config
         self._rng = rng or random.Random()
+        self._observer = observer or Observer.noop()
         self._stack: AsyncExitStack | None = None
         self._client: Any = None  # aiobotocore is untyped
         self.retries = 0  # attempts repeated after a transient failure
@@ -163,12 +179,40 @@ class BedrockBackend:
             raise RuntimeError("BedrockBackend.start() must be awaited before generate_one()")
         body = json.dumps(build_body(job, index)).encode()
         deadline = asyncio.get_running_loop().time() + timeout
-        try:
-            async with asyncio.timeout_at(deadline):
-                return await self._invoke_with_retries(job.model.model_id, body, deadline)
-        except TimeoutError as exc:
-            message = f"Bedrock did not return image {index} within {timeout:g}s"
-            raise BackendTimeout(message) from exc
+        model = job.model.model_id
+        with self._observer.tracer.start_as_current_span(
+            f"{GEN_AI_OPERATION_VALUE} {model}",
+            kind=SpanKind.CLIENT,
+            attributes={
+                GEN_AI_SYSTEM: "aws.bedrock",
+                GEN_AI_OPERATION: GEN_AI_OPERATION_VALUE,
+                GEN_AI_MODEL: model,
+                "titan.task_type": job.task_type.value,
+                "titan.image_index": index,
+                "titan.seed": job.seed_for(index),
+            },
+        ):
+            began, outcome = time.perf_counter(), "failed"
+            try:
+                async with asyncio.timeout_at(deadline):
+                    data = await self._invoke_with_retries(model, body, deadline)
+                outcome = "ok"
+                return data
+            except TimeoutError as exc:
+                message = f"Bedrock did not return image {index} within {timeout:g}s"
+                raise BackendTimeout(message) from exc
+            except ImageFiltered:
+                outcome = "filtered"
+                raise
+            except asyncio.CancelledError:
+                outcome = "cancelled"
+                raise
+            finally:
+                self._observer.instruments.backend_duration(
+                    time.perf_counter() - began,
+                    model,
+                    outcome,  # type: ignore[arg-type]
+                )
 
     async def _invoke_with_retries(self, model_id: str, body: bytes, deadline: float) -> bytes:
         attempt = 1
@@ -177,12 +221,23 @@ class BedrockBackend:
                 return await self._invoke_once(model_id, body)
             except _Transient as transient:
                 self.throttles += int(transient.throttled)
+                self._count_failure(model_id, transient)
                 delay = self._retry_delay(attempt, deadline)
                 if delay is None:
                     raise transient.error from transient.__cause__
+                trace.get_current_span().add_event(
+                    "retry",
+                    {"attempt": attempt, "delay_s": delay, "error": transient.error.message},
+                )
             await asyncio.sleep(delay)
             self.retries += 1
             attempt += 1
+
+    def _count_failure(self, model_id: str, transient: _Transient) -> None:
+        instruments = self._observer.instruments
+        if transient.throttled:
+            instruments.backend_throttle(model_id)
+        instruments.backend_retry(model_id, "throttled" if transient.throttled else "unavailable")
 
     def _retry_delay(self, attempt: int, deadline: float) -> float | None:
         """The sleep before the next attempt, or None to give up now.

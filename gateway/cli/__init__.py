@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
 from pathlib import Path
 
 from gateway.cli.client import add_client_commands, run_client_command
@@ -42,6 +41,9 @@ def _parser() -> argparse.ArgumentParser:
     serve = sub.add_parser("serve", help="run the gateway")
     serve.add_argument("--config", type=Path, help="YAML settings file (env TITAN_GW_CONFIG)")
     serve.add_argument("--log-level", default="INFO")
+    serve.add_argument(
+        "--verbose", action="store_true", help="also print spans and metrics to the console"
+    )
     sub.add_parser("emulator", help="run the Bedrock emulator standalone", add_help=False)
     add_client_commands(sub)
     add_policy_command(sub)
@@ -53,11 +55,13 @@ def _serve(args: argparse.Namespace) -> int:
 
     from gateway.server import serve
     from gateway.settings import load_settings
+    from gateway.telemetry import configure_logging
 
-    logging.basicConfig(
-        level=args.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s"
-    )
     config = args.config or (Path(p) if (p := os.environ.get("TITAN_GW_CONFIG")) else None)
     settings = load_settings(config)
+    if args.verbose:
+        telemetry = settings.telemetry.model_copy(update={"console": True})
+        settings = settings.model_copy(update={"telemetry": telemetry})
+    configure_logging(args.log_level, settings.telemetry.json_logs)
     asyncio.run(serve(settings))
     return 0
