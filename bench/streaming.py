@@ -3,9 +3,11 @@ gateway (gRPC → validation → fan-out → aiobotocore → emulator over HTTP 
 zero latency, all in this process) against a bare grpc.aio server streaming
 the same events with the same PNG bytes, at concurrency 1 and 64.
 
-A third row runs the backend alone (aiobotocore → emulator, no gRPC) so the
-table shows where the time goes. Each cell runs for a fixed time, bounded in
-requests too. Prints a table; ratios are against the bare server in this run.
+Two gateway rows: telemetry off (no SDK) and on (every span and metric
+recorded by the SDK, exported in-process). A row runs the backend alone
+(aiobotocore → emulator, no gRPC) so the table shows where the time goes.
+Each cell runs for a fixed time, bounded in requests too. Prints a table;
+ratios are against the bare server in this run.
 """
 
 from __future__ import annotations
@@ -19,12 +21,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import grpc
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from gateway.cli.client import DEV_API_KEY
 from gateway.domain import ImageConfig, ImageJob, Quality, TextToImage
 from gateway.models import ModelSpec
 from gateway.server import RunningGateway, start_gateway
 from gateway.settings import load_settings
+from gateway.telemetry.sdk import TelemetryConfig, configure_telemetry
 from titan.gateway.v1 import image_service_pb2 as pb
 from titan.gateway.v1 import image_service_pb2_grpc
 from titan.gateway.v1 import tasks_pb2 as tasks
@@ -97,18 +102,37 @@ def grpc_caller(stub: image_service_pb2_grpc.ImageServiceStub) -> Callable[[], A
 
 async def run(seconds: float) -> list[Cell]:
     with tempfile.TemporaryDirectory() as tmp:
-        settings = load_settings(listen="127.0.0.1:0", data_dir=Path(tmp), backend_concurrency=64)
-        gateway = await start_gateway(settings)
+        base = {"listen": "127.0.0.1:0", "backend_concurrency": 64}
+        off = load_settings(data_dir=Path(tmp) / "off", telemetry={"enabled": False}, **base)
+        on = load_settings(data_dir=Path(tmp) / "on", **base)
+        # Telemetry on: every span and metric is recorded by the SDK and
+        # exported in-process, so the row is the instrumentation's own cost.
+        telemetry = configure_telemetry(
+            TelemetryConfig(),
+            span_exporters=[InMemorySpanExporter()],
+            metric_readers=[InMemoryMetricReader()],
+            set_global=False,
+        )
+        quiet = await start_gateway(off)
+        traced = await start_gateway(on, telemetry=telemetry)
         try:
-            return await run_against(gateway, settings.registry().default, seconds)
+            return await run_against(quiet, traced, off.registry().default, seconds)
         finally:
-            await gateway.stop(0)
+            await quiet.stop(0)
+            await traced.stop(0)
+            telemetry.shutdown()
 
 
-async def run_against(gateway: RunningGateway, model: ModelSpec, seconds: float) -> list[Cell]:
+async def run_against(
+    gateway: RunningGateway, traced: RunningGateway, model: ModelSpec, seconds: float
+) -> list[Cell]:
     cells: list[Cell] = []
-    async with grpc.aio.insecure_channel(gateway.address) as channel:
+    async with (
+        grpc.aio.insecure_channel(gateway.address) as channel,
+        grpc.aio.insecure_channel(traced.address) as traced_channel,
+    ):
         gw_stub = image_service_pb2_grpc.ImageServiceStub(channel)
+        traced_stub = image_service_pb2_grpc.ImageServiceStub(traced_channel)
         events = [e async for e in gw_stub.GenerateImages(REQUEST, metadata=METADATA)]
         bare = grpc.aio.server()
         image_service_pb2_grpc.add_ImageServiceServicer_to_server(BareImageService(events), bare)  # type: ignore[no-untyped-call]
@@ -126,20 +150,15 @@ async def run_against(gateway: RunningGateway, model: ModelSpec, seconds: float)
                 async def backend_only() -> None:
                     await gateway.backend.generate_one(job, 0, timeout=60)
 
+                targets = [
+                    ("bare grpc.aio (same bytes)", grpc_caller(bare_stub)),
+                    ("backend only (aiobotocore→emulator)", backend_only),
+                    ("gateway, telemetry off", grpc_caller(gw_stub)),
+                    ("gateway, telemetry on", grpc_caller(traced_stub)),
+                ]
                 for conc in (1, 64):
-                    cells.append(
-                        await measure(
-                            "bare grpc.aio (same bytes)", conc, seconds, grpc_caller(bare_stub)
-                        )
-                    )
-                    cells.append(
-                        await measure(
-                            "backend only (aiobotocore→emulator)", conc, seconds, backend_only
-                        )
-                    )
-                    cells.append(
-                        await measure("gateway end to end", conc, seconds, grpc_caller(gw_stub))
-                    )
+                    for name, one in targets:
+                        cells.append(await measure(name, conc, seconds, one))
         finally:
             await bare.stop(0)
     return cells

@@ -100,7 +100,7 @@ class Parts:
     ledger: Ledger
     limiter: Limiter
     observer: Observer
-    telemetry: Telemetry
+    telemetry: Telemetry | None
 
 
 async def start_gateway(
@@ -115,13 +115,10 @@ async def start_gateway(
     stack = AsyncExitStack()
     policies = PolicyStore(settings.policy_file)
     try:
-        if telemetry is None:
+        if telemetry is None and settings.telemetry.enabled:
             telemetry = configure_telemetry(telemetry_config(settings), set_global=False)
             stack.callback(telemetry.shutdown)
-        observer = Observer(
-            telemetry.tracer, telemetry.instruments, settings.telemetry.record_prompts
-        )
-        telemetry.instruments.observe_budgets(observer.budget_readings)
+        observer = _observer(settings, telemetry)
         emulator, endpoint_url = await _start_emulator(settings, stack)
         backend = await _start_backend(settings, endpoint_url, stack, observer)
         ledger = await _start_ledger(settings, stack)
@@ -137,6 +134,14 @@ async def start_gateway(
         raise
     host = settings.listen.rsplit(":", 1)[0]
     return RunningGateway(server, host, port, parts, emulator, stack)
+
+
+def _observer(settings: Settings, telemetry: Telemetry | None) -> Observer:
+    if telemetry is None:
+        return Observer.noop()
+    observer = Observer(telemetry.tracer, telemetry.instruments, settings.telemetry.record_prompts)
+    telemetry.instruments.observe_budgets(observer.budget_readings)
+    return observer
 
 
 async def _start_backend(
@@ -278,14 +283,17 @@ def telemetry_config(settings: Settings) -> TelemetryConfig:
 
 async def serve(settings: Settings) -> None:
     """Run until SIGINT/SIGTERM, then drain in-flight streams and stop."""
-    telemetry = configure_telemetry(telemetry_config(settings), set_global=True)
+    telemetry = None
+    if settings.telemetry.enabled:
+        telemetry = configure_telemetry(telemetry_config(settings), set_global=True)
     try:
         await _serve(settings, telemetry)
     finally:
-        telemetry.shutdown()
+        if telemetry is not None:
+            telemetry.shutdown()
 
 
-async def _serve(settings: Settings, telemetry: Telemetry) -> None:
+async def _serve(settings: Settings, telemetry: Telemetry | None) -> None:
     gateway = await start_gateway(settings, telemetry=telemetry)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -293,7 +301,7 @@ async def _serve(settings: Settings, telemetry: Telemetry) -> None:
         loop.add_signal_handler(sig, stop.set)
     loop.add_signal_handler(signal.SIGHUP, gateway.policies.reload)
     print(f"Titan Image Gateway listening on {gateway.address}", flush=True)
-    if telemetry.prometheus_port is not None:
+    if telemetry is not None and telemetry.prometheus_port is not None:
         print(f"metrics on http://127.0.0.1:{telemetry.prometheus_port}/metrics", flush=True)
     try:
         await stop.wait()

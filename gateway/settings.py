@@ -53,6 +53,7 @@ class TelemetrySettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
+    enabled: bool = Field(True, description="False: no SDK at all (no-op tracer and meter)")
     prometheus_port: int | None = Field(
         None, ge=0, le=65535, description="serve /metrics on 127.0.0.1:<port>"
     )

@@ -28,9 +28,9 @@ async def make_gateway(tmp_path: Path) -> AsyncIterator[GatewayFactory]:
     """Start gateways with settings overrides; all are stopped at teardown."""
     started: list[RunningGateway] = []
 
-    async def make(**overrides: Any) -> RunningGateway:
+    async def make(telemetry: Any = None, **overrides: Any) -> RunningGateway:
         settings = load_settings(listen="127.0.0.1:0", data_dir=tmp_path, **overrides)
-        gateway = await start_gateway(settings)
+        gateway = await start_gateway(settings, telemetry=telemetry)
         started.append(gateway)
         return gateway
 
