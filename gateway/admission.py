@@ -60,6 +60,7 @@ class Admission:
         self._limiter = limiter
         self._lease_s = lease_s
         self._global_ipm = global_images_per_minute
+        self._fractions: dict[tuple[str, str, datetime], float] = {}
 
     async def usage_facts(self, tenant: Tenant, now: datetime) -> UsageFacts:
         """The usage the policy's rules may look at (budget used, images so far)."""
@@ -127,6 +128,28 @@ class Admission:
         await self._release_slot(ticket.tenant, ticket.slot)
         if released:
             log.debug("request %s released %d micro-USD", ticket.request_id, released)
+        if ticket.settled and ticket.tenant.budget.alert_thresholds:
+            await self._alert(ticket.tenant)
+
+    async def _alert(self, tenant: Tenant) -> None:
+        """Log once each time a budget's used fraction crosses an alert threshold.
+
+        The last fraction seen is kept per replica, so after a restart a budget
+        already past a threshold is reported once more.
+        """
+        for state in await self.budgets(tenant, _now()):
+            key = (tenant.id, state.period.value, state.window_start)
+            before = self._fractions.get(key, 0.0)
+            self._fractions[key] = state.used_fraction
+            for threshold in tenant.budget.alert_thresholds:
+                if before < threshold <= state.used_fraction:
+                    log.warning(
+                        "budget alert: tenant %s %s budget %.0f%% used (threshold %.0f%%)",
+                        tenant.id, state.period.value, state.used_fraction * 100,
+                        threshold * 100,
+                        extra={"tenant": tenant.id, "period": state.period.value,
+                               "threshold": threshold, "used_fraction": state.used_fraction},
+                    )  # fmt: skip
 
     async def keep_alive(self, ticket: Ticket) -> None:
         """Renew the ticket's leases until cancelled (run as a task beside the stream)."""

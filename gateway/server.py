@@ -182,17 +182,8 @@ async def _start_emulator(
 ) -> tuple[Emulator | None, str | None]:
     if settings.backend != "emulator":
         return None, settings.bedrock_endpoint_url
-    emu = settings.emulator
-    emulator = Emulator(
-        EmulatorConfig(
-            latency_ms=emu.latency_ms,
-            seed_latency_ms=emu.seed_latency_ms,
-            images_per_minute=emu.images_per_minute,
-            fault_rate=emu.fault_rate,
-            input_block_terms=emu.input_block_terms,
-            output_block_terms=emu.output_block_terms,
-        )
-    )
+    # The settings' emulator section uses the emulator's own field names.
+    emulator = Emulator(EmulatorConfig(**settings.emulator.model_dump()))
     url = await emulator.start("127.0.0.1", 0)
     stack.push_async_callback(emulator.stop)
     log.info("embedded Bedrock emulator at %s", url)

@@ -106,3 +106,15 @@ async def test_tenant_keys_cannot_use_the_admin_service(usage_gateway) -> None:
                 )
             )
     assert caught.value.code() == grpc.StatusCode.PERMISSION_DENIED
+
+
+async def test_crossing_an_alert_threshold_logs_one_event(usage_gateway, caplog) -> None:
+    caplog.set_level("WARNING", logger="gateway.admission")
+    async with grpc.aio.insecure_channel(usage_gateway.address, interceptors=bearer(KEY)) as ch:
+        images = image_service_pb2_grpc.ImageServiceStub(ch)
+        await collect(images.GenerateImages(one_image(1)))  # 40 %: below both thresholds
+        assert not [r for r in caplog.records if "budget alert" in r.getMessage()]
+        await collect(images.GenerateImages(one_image(2)))  # 80 %: crosses 0.5 and 0.8
+    alerts = [r for r in caplog.records if "budget alert" in r.getMessage()]
+    assert [r.threshold for r in alerts] == [0.5, 0.8]
+    assert {r.tenant for r in alerts} == {"alpha"}
