@@ -98,10 +98,22 @@ async def _consume(call: grpc.aio.UnaryStreamCall, out: Path) -> int:
                 fail = event.image_failed
                 reason = pb.FailureReason.Name(fail.reason)
                 _advance(bar, f"image {fail.index} failed: {reason}: {fail.message}")
+            elif kind == "completed":
+                _summary(bar, event.completed)
     finally:
         if bar is not None:
             bar.close()
     return 1 if failed else 0
+
+
+def _summary(bar: tqdm | None, done: pb.Completed) -> None:
+    cost = f"${done.cost_micros / 1_000_000:.6f}".rstrip("0").rstrip(".")
+    note = " (replayed: nothing generated or charged again)" if done.replayed else ""
+    message = f"{done.images_delivered} delivered, {done.images_failed} failed, cost {cost}{note}"
+    if bar is None:
+        print(message, file=sys.stderr)
+    else:
+        bar.write(message, file=sys.stderr)
 
 
 def _advance(bar: tqdm | None, message: str) -> None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 from collections import Counter
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -259,8 +260,11 @@ async def test_a_rate_limit_holds_across_three_replicas(cluster: Cluster) -> Non
 
         problems = Counter(p for e in refused if (p := rate_refusal_problem(e, "ratey")))
         assert not problems, f"wrong refusals: {problems.most_common(5)}; {summary}"
-        counts = (len(delivered), len(refused))
-        assert counts == (RATEY_RPM, REQUESTS - RATEY_RPM), f"delivered, refused; {summary}"
+        # GCRA: the full burst of 20 at once, then one more per 3 s of burst
+        # time. A loaded machine may stretch the burst; the limit may not.
+        most = RATEY_RPM + math.floor(took / (60 / RATEY_RPM))
+        assert RATEY_RPM <= len(delivered) <= most, f"delivered (max {most}); {summary}"
+        assert len(delivered) + len(refused) == REQUESTS, summary
         for result in delivered:
             assert len(result.images) == 1, result.events
-        assert await cluster.ledger.settled_total("ratey") == RATEY_RPM * PRICE
+        assert await cluster.ledger.settled_total("ratey") == len(delivered) * PRICE
