@@ -59,6 +59,9 @@ class FamilyLimits:
     max_input_side: int
     # Nova refuses inputs with transparent pixels.
     opaque_inputs_only: bool
+    # Nova: input images follow the output resolution rules (sides divisible
+    # by 16, ratio, pixel count) and have 8 bits per colour channel.
+    nova_input_rules: bool = False
 
 
 MIN_CFG_SCALE = 1.1
@@ -84,6 +87,7 @@ FAMILY_LIMITS: dict[ModelFamily, FamilyLimits] = {
         max_text=1024, tasks=_ALL_TASKS, conditioning=True, default_cfg_scale=6.5,
         default_seed=12, sizes=None, edit_size_allowed=False,
         min_input_side=NOVA_MIN_SIDE, max_input_side=NOVA_MAX_SIDE, opaque_inputs_only=True,
+        nova_input_rules=True,
     ),
 }  # fmt: skip
 

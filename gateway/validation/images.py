@@ -13,7 +13,7 @@ from io import BytesIO
 from PIL import Image, UnidentifiedImageError
 
 from gateway.domain import InputImage
-from gateway.models import MAX_INPUT_BYTES, NOVA_MAX_SIDE
+from gateway.models import MAX_INPUT_BYTES, NOVA_MAX_SIDE, nova_size_problem
 from gateway.validation.violations import Context
 
 _FORMATS = ("PNG", "JPEG")
@@ -75,6 +75,8 @@ def _inspect(
     if not _check_sides(ctx, field, width, height):
         return InputImage(data, fmt, width, height)  # too big or small: not decoded
     img.load()  # decode errors (e.g. truncated data) propagate to _open
+    if ctx.limits.nova_input_rules and img.mode not in _EIGHT_BIT_MODES:
+        ctx.add(field, f"must have 8 bits per colour channel for {ctx.model_id} (got {img.mode})")
     if ctx.limits.opaque_inputs_only and has_translucency(img):
         ctx.add(field, f"must not have transparent or translucent pixels for {ctx.model_id}")
     if mask and not is_black_and_white(img):
@@ -89,10 +91,18 @@ def _check_sides(ctx: Context, field: str, width: int, height: int) -> bool:
         size = f"{width}x{height}"
         ctx.add(field, f"each side must be {low}-{high} pixels for {ctx.model_id} (got {size})")
         return False
+    problem = nova_size_problem(width, height) if ctx.limits.nova_input_rules else None
+    if problem:
+        ctx.add(field, f"{problem} for {ctx.model_id} (got {width}x{height})")
+        return False
     if width * height > MAX_DECODE_PIXELS:
         ctx.add(field, f"has too many pixels to decode ({width}x{height})")
         return False
     return True
+
+
+# Pillow modes with 8 bits per channel (P and L expand to 8-bit RGB).
+_EIGHT_BIT_MODES = frozenset({"1", "L", "LA", "P", "PA", "RGB", "RGBA", "RGBX", "CMYK", "YCbCr"})
 
 
 def has_translucency(img: Image.Image) -> bool:

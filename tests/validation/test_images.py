@@ -31,7 +31,6 @@ def _probe(data: bytes, spec: ModelSpec = NOVA_SPEC, mask: bool = False) -> tupl
         pytest.param(png(400, 320, 7, "L"), "PNG", id="png-grey"),
         pytest.param(png(400, 320, 3, "P"), "PNG", id="png-palette"),
         pytest.param(png(400, 320, (1, 2, 3, 255), "RGBA"), "PNG", id="png-opaque-rgba"),
-        pytest.param(png(400, 320, 0, "I;16"), "PNG", id="png-16-bit"),
         pytest.param(jpeg(400, 320), "JPEG", id="jpeg"),
         pytest.param(encode(Image.new("L", (400, 320)), "JPEG"), "JPEG", id="jpeg-grey"),
         pytest.param(encode(Image.new("CMYK", (400, 320)), "JPEG"), "JPEG", id="jpeg-cmyk"),
@@ -39,6 +38,27 @@ def _probe(data: bytes, spec: ModelSpec = NOVA_SPEC, mask: bool = False) -> tupl
 )
 def test_accepted_images(data: bytes, fmt: str) -> None:
     assert _probe(data) == (InputImage(data, fmt, 400, 320), [])
+
+
+def test_nova_refuses_16_bit_inputs_titan_does_not() -> None:
+    data = png(400, 320, 0, "I;16")
+    assert _probe(data)[1] == [
+        "must have 8 bits per colour channel for amazon.nova-canvas-v1:0 (got I;16)"
+    ]
+    assert _probe(data, TITAN_SPEC)[1] == []
+
+
+@pytest.mark.parametrize(
+    ("size", "problem"),
+    [
+        pytest.param((1000, 704), "each side must be divisible by 16", id="not-16"),
+        pytest.param((2048, 2048), "width x height must be below 4194304 pixels", id="pixels"),
+        pytest.param((1600, 384), "aspect ratio must be between 1:4 and 4:1", id="ratio"),
+    ],
+)
+def test_nova_inputs_follow_its_output_size_rules(size: tuple[int, int], problem: str) -> None:
+    _, found = _probe(png(*size))
+    assert found == [f"{problem} for amazon.nova-canvas-v1:0 (got {size[0]}x{size[1]})"]
 
 
 @pytest.mark.parametrize(

@@ -30,7 +30,7 @@ SAME_REQUEST_DIFFERENT_MODELS = [
     ("transparent-input",
      {"background_removal": {"image": png(512, 512, (0, 0, 0, 0), "RGBA")}},
      {TITAN_V2: (), NOVA: ("background_removal.image",)}),
-    ("input-side-1500", {"background_removal": {"image": png(1500, 1024)}},
+    ("input-side-1504", {"background_removal": {"image": png(1504, 1024)}},
      {TITAN_V2: ("background_removal.image",), NOVA: ()}),
     ("background-removal", {"background_removal": {"image": png()}},
      {TITAN_V2: (), NOVA: (), TITAN_V1: ("background_removal",)}),
