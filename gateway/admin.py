@@ -16,7 +16,7 @@ from google.rpc import error_details_pb2
 
 from gateway.auth import caller
 from gateway.errors import FieldViolation, GatewayError, InvalidRequest, NotATenant, to_rpc_status
-from gateway.ledger import Ledger, Period, UsageRecord
+from gateway.ledger import DenialRecord, Ledger, Period, UsageRecord
 from gateway.limits import Limiter
 from gateway.policy_store import PolicyStore
 from gateway.usage import (
@@ -190,14 +190,23 @@ class AdminService(admin_service_pb2_grpc.AdminServiceServicer):
         )
         return pb.GetTenantUsageResponse(usage=usage)
 
+    async def ListDenials(
+        self, request: pb.ListDenialsRequest, context: Any
+    ) -> pb.ListDenialsResponse:
+        await _require_admin(context)
+        return await answer(context, self._denials(request))
+
+    async def _denials(self, request: pb.ListDenialsRequest) -> pb.ListDenialsResponse:
+        limit = _page_limit(request.limit)
+        ledger = self._require_ledger()
+        tenant_id = self._tenant(request.tenant_id).id if request.tenant_id else None
+        denials = await ledger.recent_denials(tenant_id, limit=limit)
+        return pb.ListDenialsResponse(denials=[_denial(d) for d in denials])
+
     async def _usage_records(
         self, request: pb.ListUsageRecordsRequest
     ) -> pb.ListUsageRecordsResponse:
-        limit = request.limit or DEFAULT_RECORD_LIMIT
-        if not 1 <= limit <= MAX_RECORD_LIMIT:
-            raise InvalidRequest(
-                [FieldViolation("limit", f"must be 1 to {MAX_RECORD_LIMIT} (0: the default)")]
-            )
+        limit = _page_limit(request.limit)
         ledger = self._require_ledger()
         tenant_id = self._tenant(request.tenant_id).id if request.tenant_id else None
         records = await ledger.recent_usage(tenant_id, limit=limit)
@@ -252,6 +261,26 @@ def _period(value: usage_pb.BudgetPeriod, violations: list[FieldViolation]) -> P
     if period is None:
         violations.append(FieldViolation("period", "required: DAY, MONTH or TOTAL"))
     return period
+
+
+def _page_limit(requested: int) -> int:
+    limit = requested or DEFAULT_RECORD_LIMIT
+    if not 1 <= limit <= MAX_RECORD_LIMIT:
+        raise InvalidRequest(
+            [FieldViolation("limit", f"must be 1 to {MAX_RECORD_LIMIT} (0: the default)")]
+        )
+    return limit
+
+
+def _denial(denial: DenialRecord) -> pb.Denial:
+    return pb.Denial(
+        tenant_id=denial.tenant,
+        request_id=denial.request_id,
+        reason=denial.reason,
+        rule=denial.rule,
+        message=denial.message,
+        created_at=timestamp(denial.created_at),
+    )
 
 
 def _record(record: UsageRecord) -> pb.UsageRecord:

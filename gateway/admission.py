@@ -23,7 +23,15 @@ from datetime import UTC, datetime
 from opentelemetry import trace
 
 from gateway.errors import BudgetRefused, QuotaExceeded
-from gateway.ledger import BudgetExhausted, BudgetState, Ledger, Period, Reservation, UsageRecord
+from gateway.ledger import (
+    BudgetExhausted,
+    BudgetState,
+    DenialRecord,
+    Ledger,
+    Period,
+    Reservation,
+    UsageRecord,
+)
 from gateway.limits import Limiter, RateRequest
 from gateway.observe import Observer
 from gateway.usage import budget_limits, rate_requests, slot_key
@@ -170,6 +178,10 @@ class Admission:
                 swept = await self._ledger.sweep(now=_now())
                 if swept:
                     log.info("swept %d expired reservations", swept)
+
+    async def record_denial(self, record: DenialRecord) -> None:
+        """Keep a refused request on record (it spends nothing)."""
+        await self._ledger.record_denial(record)
 
     async def budgets(self, tenant: Tenant, now: datetime) -> list[BudgetState]:
         return await self._ledger.budgets(tenant.id, budget_limits(tenant), now=now)

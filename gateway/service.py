@@ -22,9 +22,10 @@ from gateway.admission import Admission
 from gateway.auth import caller
 from gateway.decisions import apply_decision, facts_for, prompt_texts, refuse_if_denied
 from gateway.domain import ImageJob
-from gateway.errors import GatewayError, NotATenant, PolicyDenied, to_rpc_status
+from gateway.errors import ContentBlocked, GatewayError, NotATenant, PolicyDenied, to_rpc_status
 from gateway.guardrail import GuardrailChecker
 from gateway.idempotency import Idempotency, request_hash, request_id_for
+from gateway.ledger import DenialRecord
 from gateway.models import ModelRegistry
 from gateway.observe import GEN_AI_MODEL, Observer
 from gateway.policy_store import PolicyStore
@@ -63,18 +64,20 @@ class ImageService(image_service_pb2_grpc.ImageServiceServicer):
     async def GenerateImages(
         self, request: pb.GenerateImagesRequest, context: Any
     ) -> AsyncIterator[pb.GenerateImagesResponse]:
+        request_id = str(uuid.uuid4())
         try:
-            tenant, job, decision = await self._decide(request)
+            tenant, job, decision = await self._decide(request, request_id)
             deadline = self._deadline(context)
             key = job.client_request_id
             if key:
                 stream = self._keyed(request, tenant, job, decision, deadline)
             else:
-                stream = self._streamer.stream(
-                    Run(tenant, job, decision, str(uuid.uuid4()), deadline)
-                )
+                stream = self._streamer.stream(Run(tenant, job, decision, request_id, deadline))
             async for event in stream:
                 yield event
+        except ContentBlocked as exc:  # Bedrock's input filter: a denial too
+            await self._record_denial(request_id, "CONTENT_FILTERED", "", exc.message)
+            await _abort(context, exc)
         except GatewayError as exc:
             await _abort(context, exc)
         except Exception:  # a bug, not bad input: INTERNAL with a logged traceback
@@ -95,7 +98,32 @@ class ImageService(image_service_pb2_grpc.ImageServiceServicer):
             await _abort(context, exc)
         return events.estimate(job, decision)
 
-    async def _decide(self, request: pb.GenerateImagesRequest) -> tuple[Tenant, ImageJob, Decision]:
+    async def _decide(
+        self, request: pb.GenerateImagesRequest, request_id: str
+    ) -> tuple[Tenant, ImageJob, Decision]:
+        """Authenticated, valid and allowed by the policy, or a GatewayError.
+
+        A policy or moderation refusal is recorded in the ledger (no spend)."""
+        try:
+            return await self._checked(request)
+        except PolicyDenied as exc:
+            rule = exc.metadata.get("rule") or f"moderation:{exc.metadata.get('category', '')}"
+            await self._record_denial(request_id, exc.reason, rule, exc.message)
+            raise
+
+    async def _record_denial(self, request_id: str, reason: str, rule: str, message: str) -> None:
+        tenant = caller().tenant
+        if tenant is None:
+            return
+        record = DenialRecord(tenant.id, request_id, reason, rule, message, datetime.now(UTC))
+        try:
+            await self._admission.record_denial(record)
+        except Exception:  # the refusal itself must still reach the caller
+            log.exception("could not record the denial of request %s", request_id)
+
+    async def _checked(
+        self, request: pb.GenerateImagesRequest
+    ) -> tuple[Tenant, ImageJob, Decision]:
         """Authenticated, valid and allowed by the policy, or a GatewayError."""
         tenant = _tenant()
         tracer = self._observer.tracer

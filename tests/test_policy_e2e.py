@@ -263,3 +263,33 @@ async def test_a_bedrock_guardrail_blocks_before_any_image_call(make_gateway, tm
     assert "forbiddenword" not in caught.value.details()
     assert len(result.images) == 1
     assert gateway.emulator.stats.guardrail_calls == 2
+
+
+async def test_every_refusal_is_on_record_with_no_spend(policy_gateway) -> None:
+    refusals = [
+        pb.GenerateImagesRequest(
+            background_removal=tasks.BackgroundRemovalTask(image=encode(disc_on_white(512)))
+        ),
+        pb.GenerateImagesRequest(text_to_image=tasks.TextToImageTask(text="so much gore")),
+        pb.GenerateImagesRequest(text_to_image=tasks.TextToImageTask(text="a blockedterm")),
+    ]
+    channel, stub = stub_for(policy_gateway, FREE_KEY)
+    async with channel:
+        for request in refusals:
+            with pytest.raises(grpc.aio.AioRpcError) as caught:
+                await collect(stub.GenerateImages(request))
+            assert caught.value.code() == grpc.StatusCode.PERMISSION_DENIED
+    async with grpc.aio.insecure_channel(
+        policy_gateway.address, interceptors=bearer(ADMIN_KEY)
+    ) as ch:
+        listed = await admin_service_pb2_grpc.AdminServiceStub(ch).ListDenials(
+            admin_pb.ListDenialsRequest(tenant_id="freebie")
+        )
+    found = [(d.reason, d.rule) for d in reversed(listed.denials)]
+    assert found == [
+        ("POLICY_DENIED", "free-no-background-removal"),
+        ("MODERATION_BLOCKED", "moderation:violence"),
+        ("CONTENT_FILTERED", ""),
+    ]
+    assert all("gore" not in d.message for d in listed.denials)
+    assert await policy_gateway.ledger.settled_total("freebie") == 0

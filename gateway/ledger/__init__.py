@@ -1,4 +1,4 @@
-"""The money ledger: budgets, leased reservations, usage records, idempotency.
+"""The money ledger: budgets, leased reservations, usage, denials, idempotency.
 
 `Ledger` is the seam; `open_ledger(url)` builds a store from a URL:
 
@@ -15,6 +15,7 @@ from gateway.ledger.base import (
     BudgetExhausted,
     BudgetLimit,
     BudgetState,
+    DenialRecord,
     IdempotencyClaim,
     IdempotencyState,
     Ledger,
@@ -33,6 +34,7 @@ __all__ = [
     "BudgetExhausted",
     "BudgetLimit",
     "BudgetState",
+    "DenialRecord",
     "IdempotencyClaim",
     "IdempotencyState",
     "Ledger",

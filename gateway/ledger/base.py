@@ -19,6 +19,7 @@ from enum import StrEnum
 from typing import Protocol
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+MAX_ROW_LIMIT = 1000  # the most rows one listing call returns
 
 
 class Period(StrEnum):
@@ -98,6 +99,23 @@ class UsageRecord:
 
 
 @dataclass(frozen=True)
+class DenialRecord:
+    """A request refused before any spend: recorded, never charged.
+
+    `reason` is the refusal's code (POLICY_DENIED, MODERATION_BLOCKED,
+    CONTENT_FILTERED, …); `rule` names what refused it: a policy rule, or
+    "moderation:<category>", or "" when nothing more specific applies.
+    """
+
+    tenant: str
+    request_id: str
+    reason: str
+    rule: str
+    message: str
+    created_at: datetime
+
+
+@dataclass(frozen=True)
 class Reservation:
     """Budget held for an in-flight request until settled, released or expired."""
 
@@ -171,7 +189,7 @@ class IdempotencyClaim:
 
 
 class Ledger(Protocol):
-    """Budgets, leased reservations, per-image usage and idempotency keys.
+    """Budgets, leased reservations, per-image usage, denials and idempotency keys.
 
     Implementations: `SqliteLedger` (one replica) and `PostgresLedger` (many
     replicas). Every mutating method has committed its one transaction when it
@@ -247,6 +265,18 @@ class Ledger(Protocol):
 
     async def settled_total(self, tenant: str | None = None) -> int:
         """The sum of every usage record's cost (for reconciliation)."""
+
+    async def record_denial(self, record: DenialRecord) -> None:
+        """Record a refused request (one committed insert); budgets are never touched.
+
+        Every call adds a row: denials are an audit trail, not idempotent.
+        """
+
+    async def recent_denials(self, tenant: str | None, *, limit: int = 100) -> list[DenialRecord]:
+        """The newest denials first, ties by insertion order (all tenants when None).
+
+        `limit` is 1 to `MAX_ROW_LIMIT`.
+        """
 
     async def claim_idempotency(
         self, tenant: str, key: str, request_hash: str, *, now: datetime, lease_s: float

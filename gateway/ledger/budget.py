@@ -13,9 +13,11 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from gateway.ledger.base import (
+    MAX_ROW_LIMIT,
     BudgetExhausted,
     BudgetLimit,
     BudgetState,
+    DenialRecord,
     Period,
     UsageRecord,
     period_window,
@@ -112,6 +114,21 @@ def require_record(record: UsageRecord) -> None:
     if record.image_index < 0:
         raise ValueError(f"image_index must be >= 0, got {record.image_index}")
     period_window(Period.DAY, record.created_at)  # rejects naive datetimes
+
+
+def require_denial(record: DenialRecord) -> None:
+    if not record.reason:
+        raise ValueError("a denial needs a reason")
+    period_window(Period.DAY, record.created_at)  # rejects naive datetimes
+
+
+def require_page_limit(limit: int) -> int:
+    """A listing's row count: an int from 1 to MAX_ROW_LIMIT."""
+    if type(limit) is not int:
+        raise TypeError(f"limit must be int, got {type(limit).__name__}")
+    if not 1 <= limit <= MAX_ROW_LIMIT:
+        raise ValueError(f"limit must be 1 to {MAX_ROW_LIMIT}, got {limit}")
+    return limit
 
 
 def require_row_limit(limit: int) -> int:

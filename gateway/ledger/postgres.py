@@ -21,6 +21,7 @@ from gateway.ledger import postgres_ops as ops
 from gateway.ledger.base import (
     BudgetLimit,
     BudgetState,
+    DenialRecord,
     IdempotencyClaim,
     LedgerError,
     LedgerUnavailable,
@@ -34,13 +35,15 @@ from gateway.ledger.budget import (
     check_reservation,
     lease_expiry,
     new_reservation_id,
+    require_denial,
     require_limits,
     require_micros,
+    require_page_limit,
     require_record,
     require_row_limit,
 )
 from gateway.ledger.idempotency import DONE, RUNNING
-from gateway.ledger.schema import USAGE_COLUMNS
+from gateway.ledger.schema import DENIAL_COLUMNS, DENIAL_FIELDS, USAGE_COLUMNS
 
 _STORE_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError)
 _CLAIM_ATTEMPTS = 3
@@ -214,6 +217,26 @@ class PostgresLedger:
                 tenant,
             )
         return int(total)
+
+    async def record_denial(self, record: DenialRecord) -> None:
+        require_denial(record)
+        async with self._connection() as conn:
+            await conn.execute(
+                f"INSERT INTO denials ({DENIAL_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6)",
+                *(getattr(record, name) for name in DENIAL_FIELDS),
+            )
+
+    async def recent_denials(self, tenant: str | None, *, limit: int = 100) -> list[DenialRecord]:
+        require_page_limit(limit)
+        async with self._connection() as conn:
+            rows = await conn.fetch(
+                f"SELECT {DENIAL_COLUMNS} FROM denials"
+                " WHERE $1::text IS NULL OR tenant = $1"
+                " ORDER BY created_at DESC, id DESC LIMIT $2",
+                tenant,
+                limit,
+            )
+        return [DenialRecord(**dict(row)) for row in rows]
 
     async def claim_idempotency(
         self, tenant: str, key: str, request_hash: str, *, now: datetime, lease_s: float

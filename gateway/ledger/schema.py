@@ -9,11 +9,15 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 from importlib import resources
 
-from gateway.ledger.base import LedgerError, UsageRecord
+from gateway.ledger.base import DenialRecord, LedgerError, UsageRecord
 
 # usage_records columns named like UsageRecord's fields, in the same order.
 USAGE_FIELDS = tuple(f.name for f in fields(UsageRecord))
 USAGE_COLUMNS = ", ".join(USAGE_FIELDS)
+
+# denials columns named like DenialRecord's fields, in the same order.
+DENIAL_FIELDS = tuple(f.name for f in fields(DenialRecord))
+DENIAL_COLUMNS = ", ".join(DENIAL_FIELDS)
 
 
 @dataclass(frozen=True)

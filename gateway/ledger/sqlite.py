@@ -21,6 +21,7 @@ from gateway.ledger import sqlite_ops as ops
 from gateway.ledger.base import (
     BudgetLimit,
     BudgetState,
+    DenialRecord,
     IdempotencyClaim,
     LedgerError,
     LedgerUnavailable,
@@ -33,8 +34,10 @@ from gateway.ledger.budget import (
     budget_states,
     lease_expiry,
     new_reservation_id,
+    require_denial,
     require_limits,
     require_micros,
+    require_page_limit,
     require_record,
     require_row_limit,
 )
@@ -133,6 +136,13 @@ class SqliteLedger:
 
     async def settled_total(self, tenant: str | None = None) -> int:
         return await self._run(ops.settled_total, tenant)
+
+    async def record_denial(self, record: DenialRecord) -> None:
+        require_denial(record)
+        await self._run(ops.record_denial, record)
+
+    async def recent_denials(self, tenant: str | None, *, limit: int = 100) -> list[DenialRecord]:
+        return await self._run(ops.recent_denials, tenant, require_page_limit(limit))
 
     async def claim_idempotency(
         self, tenant: str, key: str, request_hash: str, *, now: datetime, lease_s: float

@@ -20,6 +20,7 @@ from typing import Any
 from gateway.ledger.base import (
     EPOCH,
     BudgetLimit,
+    DenialRecord,
     IdempotencyClaim,
     IdempotencyState,
     LedgerError,
@@ -30,7 +31,13 @@ from gateway.ledger.base import (
 )
 from gateway.ledger.budget import TenantSnapshot, check_reservation, spend_windows, window_starts
 from gateway.ledger.idempotency import DONE, RUNNING, KeyRow, decide_claim
-from gateway.ledger.schema import USAGE_COLUMNS, USAGE_FIELDS, load_migrations
+from gateway.ledger.schema import (
+    DENIAL_COLUMNS,
+    DENIAL_FIELDS,
+    USAGE_COLUMNS,
+    USAGE_FIELDS,
+    load_migrations,
+)
 
 _US = timedelta(microseconds=1)
 
@@ -317,6 +324,37 @@ def settled_total(conn: sqlite3.Connection, tenant: str | None) -> int:
         (tenant, tenant),
     ).fetchone()
     return int(total)
+
+
+def record_denial(conn: sqlite3.Connection, record: DenialRecord) -> None:
+    with write(conn):
+        conn.execute(
+            f"INSERT INTO denials ({DENIAL_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)",
+            (
+                record.tenant,
+                record.request_id,
+                record.reason,
+                record.rule,
+                record.message,
+                to_us(record.created_at),
+            ),
+        )
+
+
+def recent_denials(conn: sqlite3.Connection, tenant: str | None, limit: int) -> list[DenialRecord]:
+    rows = conn.execute(
+        f"SELECT {DENIAL_COLUMNS} FROM denials WHERE ? IS NULL OR tenant = ?"
+        " ORDER BY created_at DESC, id DESC LIMIT ?",
+        (tenant, tenant, limit),
+    )
+    return [denial_record(row) for row in rows]
+
+
+def denial_record(row: Sequence[Any]) -> DenialRecord:
+    """A row selected as DENIAL_COLUMNS."""
+    values = dict(zip(DENIAL_FIELDS, row, strict=True))
+    values["created_at"] = from_us(values["created_at"])
+    return DenialRecord(**values)
 
 
 def claim_idempotency(

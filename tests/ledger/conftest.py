@@ -10,7 +10,9 @@ unreachable server FAILS the PostgreSQL tests: CI always starts one.
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -27,6 +29,7 @@ LEDGER_TABLES = (
     "reservations",
     "usage_records",
     "idempotency_keys",
+    "denials",
 )
 
 
@@ -51,6 +54,7 @@ class Store:
     kind: str
     build: Callable[[], Ledger]
     dsn: str | None = None
+    path: Path | None = None
     opened: list[Ledger] = field(default_factory=list)
 
     async def make(self) -> Ledger:
@@ -65,6 +69,19 @@ class Store:
         self.opened.extend(ledgers)
         await asyncio.gather(*(ledger.start() for ledger in ledgers))
         return ledgers
+
+    async def schema_versions(self) -> list[int]:
+        """The versions recorded in `schema_migrations`, ascending."""
+        query = "SELECT version FROM schema_migrations ORDER BY version"
+        if self.dsn is None:
+            assert self.path is not None
+            with closing(sqlite3.connect(self.path)) as db:
+                return [v for (v,) in db.execute(query)]
+        conn = await asyncpg.connect(self.dsn)
+        try:
+            return [r["version"] for r in await conn.fetch(query)]
+        finally:
+            await conn.close()
 
     async def truncate(self) -> None:
         if self.dsn is None:
@@ -82,7 +99,7 @@ class Store:
 def store_spec(request: pytest.FixtureRequest, tmp_path: Path) -> Store:
     if request.param == "sqlite":
         path = tmp_path / "ledger" / "ledger.db"
-        return Store("sqlite", lambda: SqliteLedger(path))
+        return Store("sqlite", lambda: SqliteLedger(path), path=path)
     dsn: str = request.getfixturevalue("pg_database")
     return Store("postgres", lambda: PostgresLedger(dsn, min_size=1, max_size=5), dsn)
 

@@ -5,12 +5,13 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import pytest
 
-from gateway.ledger import PostgresLedger, SqliteLedger
-from gateway.ledger.schema import load_migrations
+from gateway.ledger import DenialRecord, PostgresLedger, SqliteLedger, postgres_ops, sqlite_ops
+from gateway.ledger.schema import Migration, load_migrations
 
 from .conftest import Store
 from .pg import create_database, drop_database, new_database_name
@@ -21,7 +22,8 @@ VERSIONS = [m.version for m in load_migrations("sqlite")]
 
 def test_both_dialects_ship_the_same_migration_versions() -> None:
     assert [m.version for m in load_migrations("postgres")] == VERSIONS
-    assert VERSIONS[0] == 1
+    assert VERSIONS[:2] == [1, 2]
+    assert list(range(1, len(VERSIONS) + 1)) == VERSIONS  # no gaps
 
 
 async def test_replicas_starting_together_on_sqlite_migrate_once(tmp_path: Path) -> None:
@@ -71,3 +73,60 @@ async def test_a_restarted_ledger_keeps_its_data(store: Store) -> None:
     (state,) = await again.budgets("acme", [day(10 * PRICE)], now=T0)
     assert (state.spent_micros, state.reserved_micros) == (PRICE, PRICE)
     assert await again.settled_total() == PRICE
+
+
+DENIED = DenialRecord("acme", "r2", "POLICY_DENIED", "no-hd", "hd is not allowed", T0)
+
+
+@pytest.mark.usefixtures("ledger")  # an emptied store
+async def test_every_migration_is_recorded_and_starting_again_is_a_no_op(store: Store) -> None:
+    first = await store.make()
+    await first.record_denial(DENIED)
+    applied = await store.schema_versions()
+    await first.close()
+
+    again = await store.make()
+
+    assert applied == VERSIONS
+    assert applied[:2] == [1, 2]
+    assert await store.schema_versions() == applied
+    assert await again.recent_denials("acme") == [DENIED]
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "postgres"])
+async def test_a_version_1_ledger_upgrades_in_place(
+    kind: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest
+) -> None:
+    def only_version_1(dialect: str) -> list[Migration]:
+        return load_migrations(dialect)[:1]
+
+    name = None
+    if kind == "sqlite":
+        path = tmp_path / "old" / "ledger.db"
+        store = Store(kind, lambda: SqliteLedger(path), path=path)
+    else:
+        request.getfixturevalue("pg_database")  # fails clearly without a server
+        name = new_database_name()
+        dsn = await create_database(name)
+        store = Store(kind, lambda: PostgresLedger(dsn, max_size=2), dsn)
+    ops: Any = sqlite_ops if kind == "sqlite" else postgres_ops
+    try:
+        monkeypatch.setattr(ops, "load_migrations", only_version_1)
+        old = await store.make()
+        reservation = await old.reserve("acme", "r1", PRICE, [day(10 * PRICE)], now=T0, lease_s=60)
+        await old.settle(reservation.id, usage("acme", "r1", 0))
+        await old.close()
+        assert await store.schema_versions() == [1]
+        monkeypatch.undo()
+
+        upgraded = await store.make()
+
+        assert await store.schema_versions() == VERSIONS
+        (state,) = await upgraded.budgets("acme", [day(10 * PRICE)], now=T0)
+        assert (state.spent_micros, state.reserved_micros) == (PRICE, 0)
+        await upgraded.record_denial(DENIED)
+        assert await upgraded.recent_denials(None) == [DENIED]
+    finally:
+        await asyncio.gather(*(ledger.close() for ledger in store.opened))
+        if name is not None:
+            await drop_database(name)
