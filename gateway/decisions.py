@@ -15,8 +15,6 @@ from datetime import datetime
 from gateway.convert import QUALITY_FROM_NAME
 from gateway.domain import ImageJob
 from gateway.errors import InvalidRequest, PolicyDenied, PolicyMisconfigured
-from gateway.models import ModelRegistry
-from gateway.validation import decode_request
 from policies import (
     Decision,
     Facts,
@@ -97,24 +95,25 @@ def refuse_if_denied(decision: Decision) -> None:
     raise PolicyDenied(decision.message, "POLICY_DENIED", {"rule": decision.denied_by or ""})
 
 
-def apply_decision(
-    request: pb.GenerateImagesRequest, decision: Decision, registry: ModelRegistry
-) -> ImageJob:
-    """The job the decision says to run, validated again."""
+def rewrite_request(
+    request: pb.GenerateImagesRequest, decision: Decision
+) -> pb.GenerateImagesRequest | None:
+    """A copy of `request` with the decision's rewrites applied; None if there are none."""
     if not decision.rewrites:
-        return decode_request(request, registry)
+        return None
     rewritten = pb.GenerateImagesRequest()
     rewritten.CopyFrom(request)
     for rewrite in decision.rewrites:
         _apply(rewritten, rewrite.field, rewrite.new)
-    try:
-        return decode_request(rewritten, registry)
-    except InvalidRequest as exc:
-        rules = ", ".join(sorted({r.rule for r in decision.rewrites}))
-        raise PolicyMisconfigured(
-            f"policy rule(s) {rules} rewrote the request into one the model cannot run: "
-            + "; ".join(f"{v.field}: {v.description}" for v in exc.violations)
-        ) from exc
+    return rewritten
+
+
+def misconfigured(decision: Decision, exc: InvalidRequest) -> PolicyMisconfigured:
+    rules = ", ".join(sorted({r.rule for r in decision.rewrites}))
+    return PolicyMisconfigured(
+        f"policy rule(s) {rules} rewrote the request into one the model cannot run: "
+        + "; ".join(f"{v.field}: {v.description}" for v in exc.violations)
+    )
 
 
 def _set_quality(request: pb.GenerateImagesRequest, value: object) -> None:

@@ -20,9 +20,22 @@ from opentelemetry import trace
 from gateway import events
 from gateway.admission import Admission
 from gateway.auth import caller
-from gateway.decisions import apply_decision, facts_for, prompt_texts, refuse_if_denied
+from gateway.decisions import (
+    facts_for,
+    misconfigured,
+    prompt_texts,
+    refuse_if_denied,
+    rewrite_request,
+)
 from gateway.domain import ImageJob
-from gateway.errors import ContentBlocked, GatewayError, NotATenant, PolicyDenied, to_rpc_status
+from gateway.errors import (
+    ContentBlocked,
+    GatewayError,
+    InvalidRequest,
+    NotATenant,
+    PolicyDenied,
+    to_rpc_status,
+)
 from gateway.guardrail import GuardrailChecker
 from gateway.idempotency import Idempotency, request_hash, request_id_for
 from gateway.ledger import DenialRecord
@@ -36,6 +49,10 @@ from titan.gateway.v1 import image_service_pb2 as pb
 from titan.gateway.v1 import image_service_pb2_grpc
 
 log = logging.getLogger(__name__)
+
+# Requests smaller than this (no images to speak of) are validated inline: a
+# thread hop would cost more than the work.
+INLINE_DECODE_BYTES = 64 * 1024
 
 
 class ImageService(image_service_pb2_grpc.ImageServiceServicer):
@@ -90,10 +107,10 @@ class ImageService(image_service_pb2_grpc.ImageServiceServicer):
         """A dry run: the same decision GenerateImages would make, and the price."""
         try:
             tenant = _tenant()
-            job = decode_request(request.request, self._registry)
+            job = await self._decode(request.request)
             decision = await self._evaluate(tenant, job, request.request)
             if decision.allowed:
-                job = apply_decision(request.request, decision, self._registry)
+                job = await self._rewrite(request.request, decision, job)
         except GatewayError as exc:
             await _abort(context, exc)
         return events.estimate(job, decision)
@@ -129,7 +146,7 @@ class ImageService(image_service_pb2_grpc.ImageServiceServicer):
         tracer = self._observer.tracer
         trace.get_current_span().set_attribute("titan.tenant", tenant.id)
         with tracer.start_as_current_span("validate"):
-            job = decode_request(request, self._registry)
+            job = await self._decode(request)
         with tracer.start_as_current_span("policy") as span:
             decision = await self._evaluate(tenant, job, request)
             self._record_decision(span, decision)
@@ -141,7 +158,7 @@ class ImageService(image_service_pb2_grpc.ImageServiceServicer):
                 self._observer.instruments.moderation_block(decision.moderation.category or "")
             refuse_if_denied(decision)
             await self._guardrail(request, span)
-        job = apply_decision(request, decision, self._registry)
+        job = await self._rewrite(request, decision, job)
         self._describe(job, decision)
         return tenant, job, decision
 
@@ -176,6 +193,27 @@ class ImageService(image_service_pb2_grpc.ImageServiceServicer):
             prompt = getattr(job.task, "text", None)
             if prompt:
                 span.set_attribute("titan.prompt", prompt)
+
+    async def _decode(self, request: pb.GenerateImagesRequest) -> ImageJob:
+        """Validate the request; one carrying images is decoded off the event
+        loop (Pillow releases the GIL while decoding), so large inputs do not
+        stall other streams."""
+        if request.ByteSize() < INLINE_DECODE_BYTES:
+            return decode_request(request, self._registry)
+        return await asyncio.to_thread(decode_request, request, self._registry)
+
+    async def _rewrite(
+        self, request: pb.GenerateImagesRequest, decision: Decision, job: ImageJob
+    ) -> ImageJob:
+        """The job after the policy's rewrites, validated again (a rule cannot
+        make the gateway send a request the model cannot run)."""
+        rewritten = rewrite_request(request, decision)
+        if rewritten is None:
+            return job
+        try:
+            return await self._decode(rewritten)
+        except InvalidRequest as exc:
+            raise misconfigured(decision, exc) from exc
 
     async def _guardrail(self, request: pb.GenerateImagesRequest, span: trace.Span) -> None:
         """Bedrock Guardrails on the prompts, when the policy names a guardrail."""
