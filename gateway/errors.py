@@ -10,6 +10,7 @@
     │                                 FAILED_PRECONDITION + QuotaFailure (it never fits the quota)
     ├── BudgetRefused                 FAILED_PRECONDITION + ErrorInfo BUDGET_EXHAUSTED
     ├── IdempotencyConflict           ALREADY_EXISTS (same key, different request)
+    ├── StoreUnavailable              UNAVAILABLE (the ledger's database failed)
     └── BackendError                  (a Bedrock call failed)
         ├── ImageFiltered             one image withheld by the output filter
         ├── BackendThrottled          UNAVAILABLE (still throttled after retries)
@@ -178,6 +179,12 @@ class IdempotencyConflict(GatewayError):
     """The idempotency key was already used for a different request."""
 
     code = grpc.StatusCode.ALREADY_EXISTS
+
+
+class StoreUnavailable(GatewayError):
+    """The ledger's store failed (unreachable, locked too long); retrying may work."""
+
+    code = grpc.StatusCode.UNAVAILABLE
 
 
 class BackendError(GatewayError):

@@ -34,11 +34,12 @@ from gateway.errors import (
     InvalidRequest,
     NotATenant,
     PolicyDenied,
+    StoreUnavailable,
     to_rpc_status,
 )
 from gateway.guardrail import GuardrailChecker
 from gateway.idempotency import Idempotency, request_hash, request_id_for
-from gateway.ledger import DenialRecord
+from gateway.ledger import DenialRecord, LedgerUnavailable
 from gateway.models import ModelRegistry
 from gateway.observe import GEN_AI_MODEL, Observer
 from gateway.policy_store import PolicyStore
@@ -97,6 +98,8 @@ class ImageService(image_service_pb2_grpc.ImageServiceServicer):
             await _abort(context, exc)
         except GatewayError as exc:
             await _abort(context, exc)
+        except LedgerUnavailable as exc:  # nothing was charged that is not recorded
+            await _abort(context, StoreUnavailable(f"the usage ledger is unavailable: {exc}"))
         except Exception:  # a bug, not bad input: INTERNAL with a logged traceback
             log.exception("GenerateImages failed unexpectedly")
             await _abort(context, GatewayError("internal error"))
@@ -113,6 +116,8 @@ class ImageService(image_service_pb2_grpc.ImageServiceServicer):
                 job = await self._rewrite(request.request, decision, job)
         except GatewayError as exc:
             await _abort(context, exc)
+        except LedgerUnavailable as exc:
+            await _abort(context, StoreUnavailable(f"the usage ledger is unavailable: {exc}"))
         return events.estimate(job, decision)
 
     async def _decide(

@@ -21,7 +21,14 @@ import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from gateway.auth import caller
-from gateway.errors import FieldViolation, GatewayError, InvalidRequest, NotATenant, to_rpc_status
+from gateway.errors import (
+    FieldViolation,
+    GatewayError,
+    InvalidRequest,
+    NotATenant,
+    StoreUnavailable,
+    to_rpc_status,
+)
 from gateway.ledger import BudgetLimit, BudgetState, Ledger, LedgerUnavailable, Period
 from gateway.limits import Limiter, RateLimit, RateRequest
 from gateway.policy_store import PolicyStore
@@ -87,18 +94,12 @@ def slot_key(tenant: Tenant) -> str:
 # -- errors --------------------------------------------------------------------
 
 
-class UsageUnavailable(GatewayError):
-    """The ledger's store failed; the report cannot be made right now."""
-
-    code = grpc.StatusCode.UNAVAILABLE
-
-
 async def answer(context: Any, work: Awaitable[T]) -> T:
     """Await `work`; end the RPC with the status of a gateway or ledger error."""
     try:
         return await work
     except LedgerUnavailable as exc:
-        await abort(context, UsageUnavailable(f"the usage ledger is unavailable: {exc}"))
+        await abort(context, StoreUnavailable(f"the usage ledger is unavailable: {exc}"))
     except GatewayError as exc:
         await abort(context, exc)
 

@@ -13,6 +13,7 @@ from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 
 from gateway.emulator import EmulatorConfig
+from gateway.ledger import LedgerUnavailable
 from policies import hash_key
 from tests.auth import bearer
 from tests.streams import collect
@@ -193,3 +194,24 @@ async def test_cancelling_bills_the_images_in_flight_and_releases_the_rest(
         result = await collect(stub.GenerateImages(request(n=3, seed=50)))
     assert await gateway.ledger.settled_total("money") == 5 * PRICE
     assert len(result.images) == 3
+
+
+async def test_a_ledger_outage_is_unavailable_and_the_server_keeps_serving(
+    make_gateway, tmp_path, monkeypatch
+) -> None:
+    gateway = await start(make_gateway, tmp_path)
+
+    async def down(*args: object, **kwargs: object) -> None:
+        raise LedgerUnavailable("database is locked")
+
+    monkeypatch.setattr(gateway.ledger, "reserve", down)
+    async with grpc.aio.insecure_channel(gateway.address, interceptors=bearer(KEY)) as channel:
+        stub = image_service_pb2_grpc.ImageServiceStub(channel)
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await collect(stub.GenerateImages(request()))
+        monkeypatch.undo()
+        result = await collect(stub.GenerateImages(request(seed=2)))
+    assert caught.value.code() == grpc.StatusCode.UNAVAILABLE
+    assert "ledger" in caught.value.details()
+    assert gateway.emulator.stats.calls == 1  # only the second request reached the backend
+    assert len(result.images) == 1
