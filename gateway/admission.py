@@ -68,7 +68,8 @@ class Admission:
         self._limiter = limiter
         self._lease_s = lease_s
         self._global_ipm = global_images_per_minute
-        self._fractions: dict[tuple[str, str, datetime], float] = {}
+        # (tenant, period) -> (window start, used fraction last seen)
+        self._fractions: dict[tuple[str, str], tuple[datetime, float]] = {}
 
     async def usage_facts(self, tenant: Tenant, now: datetime) -> UsageFacts:
         """The usage the policy's rules may look at (budget used, images so far)."""
@@ -136,19 +137,23 @@ class Admission:
         await self._release_slot(ticket.tenant, ticket.slot)
         if released:
             log.debug("request %s released %d micro-USD", ticket.request_id, released)
-        if ticket.settled and ticket.tenant.budget.alert_thresholds:
-            await self._alert(ticket.tenant)
+        if ticket.settled and budget_limits(ticket.tenant):
+            await self._after_spend(ticket.tenant)
 
-    async def _alert(self, tenant: Tenant) -> None:
-        """Log once each time a budget's used fraction crosses an alert threshold.
+    async def _after_spend(self, tenant: Tenant) -> None:
+        """Refresh the budget gauge's reading and log once each time a budget's
+        used fraction crosses an alert threshold.
 
         The last fraction seen is kept per replica, so after a restart a budget
         already past a threshold is reported once more.
         """
         for state in await self.budgets(tenant, _now()):
-            key = (tenant.id, state.period.value, state.window_start)
-            before = self._fractions.get(key, 0.0)
-            self._fractions[key] = state.used_fraction
+            self._observer.budgets[(tenant.id, state.period.value)] = state.remaining_micros
+            key = (tenant.id, state.period.value)
+            window, before = self._fractions.get(key, (state.window_start, 0.0))
+            if window != state.window_start:  # a new day or month starts from zero
+                before = 0.0
+            self._fractions[key] = (state.window_start, state.used_fraction)
             for threshold in tenant.budget.alert_thresholds:
                 if before < threshold <= state.used_fraction:
                     log.warning(
@@ -225,7 +230,9 @@ class Admission:
         used: dict[str, int] = {}
         for request in rate_requests(tenant, 0, None):
             available = await self._limiter.peek(request)
-            used[request.name] = max(0, int(request.limit.capacity - available))
+            # GCRA refills continuously, so "used" is fractional; round to the
+            # nearest whole unit (truncating would hide the last image sent).
+            used[request.name] = max(0, round(request.limit.capacity - available))
         return used
 
 

@@ -45,7 +45,7 @@ from gateway.observe import GEN_AI_MODEL, Observer
 from gateway.policy_store import PolicyStore
 from gateway.stream import Run, Streamer
 from gateway.validation import decode_request
-from policies import Decision, Tenant, evaluate
+from policies import Decision, Tenant, UsageFacts, evaluate
 from titan.gateway.v1 import image_service_pb2 as pb
 from titan.gateway.v1 import image_service_pb2_grpc
 
@@ -242,8 +242,12 @@ class ImageService(image_service_pb2_grpc.ImageServiceServicer):
         self, tenant: Tenant, job: ImageJob, request: pb.GenerateImagesRequest
     ) -> Decision:
         now = datetime.now(UTC)
-        usage = await self._admission.usage_facts(tenant, now)
-        return evaluate(self._policies.current, facts_for(tenant, job, request, usage), now)
+        policy = self._policies.current
+        # Usage facts cost ledger and limiter reads: only when a rule looks at them.
+        usage = UsageFacts()
+        if policy.reads_usage:
+            usage = await self._admission.usage_facts(tenant, now)
+        return evaluate(policy, facts_for(tenant, job, request, usage), now)
 
     async def _keyed(
         self,

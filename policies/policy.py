@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -9,6 +10,8 @@ from policies.moderation import Moderator
 from policies.pricing import PriceTable
 from policies.rules import Rule
 from policies.tenants import KeyRing, Tenant
+
+_USAGE = re.compile(r"\busage\s*\.")
 
 
 @dataclass(frozen=True)
@@ -42,6 +45,14 @@ class Policy:
 
     def is_admin(self, api_key: str) -> bool:
         return self.admin_keys.find(api_key) is not None
+
+    @property
+    def reads_usage(self) -> bool:
+        """Whether any rule's condition looks at `usage.*`. Usage facts cost the
+        gateway I/O (ledger and limiter reads), so it skips them when no rule
+        needs them. The variables are qualified names, so a condition that
+        reads one must contain `usage.`."""
+        return any(_USAGE.search(rule.condition.source) for rule in self.rules if rule.condition)
 
     def price_micros(self, model: str, width: int, height: int, quality: str) -> int | None:
         """Price of one image in micro-USD, or None when the model or size has no price."""

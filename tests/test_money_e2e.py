@@ -215,3 +215,40 @@ async def test_a_ledger_outage_is_unavailable_and_the_server_keeps_serving(
     assert "ledger" in caught.value.details()
     assert gateway.emulator.stats.calls == 1  # only the second request reached the backend
     assert len(result.images) == 1
+
+
+async def test_rules_see_the_tenants_usage(make_gateway, tmp_path) -> None:
+    path = tmp_path / "policy.yaml"
+    path.write_text(
+        POLICY.replace("{QUOTAS}", "{images_per_day: 100}")
+        + """rules:
+  - name: slow-down-past-half
+    when: 'usage.budget_used_fraction >= 0.5 && usage.images_today >= 3'
+    deny: more than half of the budget is spent
+""",
+        encoding="utf-8",
+    )
+    gateway = await make_gateway(policy_file=path)
+    assert gateway.policies.current.reads_usage
+    async with grpc.aio.insecure_channel(gateway.address, interceptors=bearer(KEY)) as channel:
+        stub = image_service_pb2_grpc.ImageServiceStub(channel)
+        await collect(stub.GenerateImages(request(n=3)))  # 60 % of $0.04, 3 images today
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await collect(stub.GenerateImages(request(seed=9)))
+    assert caught.value.code() == grpc.StatusCode.PERMISSION_DENIED
+    assert details(caught.value, error_details_pb2.ErrorInfo).metadata["rule"] == (
+        "slow-down-past-half"
+    )
+    assert await gateway.ledger.settled_total("money") == 3 * PRICE
+
+
+async def test_the_global_images_cap_holds_across_tenants(make_gateway, tmp_path) -> None:
+    gateway = await start(make_gateway, tmp_path, global_images_per_minute=2)
+    async with grpc.aio.insecure_channel(gateway.address, interceptors=bearer(KEY)) as channel:
+        stub = image_service_pb2_grpc.ImageServiceStub(channel)
+        await collect(stub.GenerateImages(request(n=2)))
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await collect(stub.GenerateImages(request(seed=5)))
+    assert caught.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    violation = details(caught.value, error_details_pb2.QuotaFailure).violations[0]
+    assert violation.description.startswith("global_images_per_minute")

@@ -122,3 +122,13 @@ def test_the_policy_is_immutable(policy: Policy) -> None:
 def test_the_digest_names_the_text() -> None:
     assert load_policy(POLICY).digest == load_policy(POLICY).digest
     assert load_policy(POLICY).digest != load_policy(POLICY + "\n").digest
+
+
+def test_a_policy_reads_usage_only_when_a_rule_names_it() -> None:
+    from policies import load_policy
+
+    base = "version: 1\nrules:\n  - name: r\n    when: '{when}'\n    deny: stop\n"
+    assert load_policy(base.format(when="usage.images_today > 5")).reads_usage
+    assert load_policy(base.format(when="usage . budget_used_fraction > 0.5")).reads_usage
+    assert not load_policy(base.format(when="request.count > 5")).reads_usage
+    assert not load_policy("version: 1\n").reads_usage

@@ -209,3 +209,21 @@ async def test_a_gateway_exports_over_otlp_when_the_environment_says_so(
         assert {"titan_gateway.images", "titan_gateway.cost"} <= collector.metric_names()
     finally:
         collector.stop()
+
+
+async def test_decisions_refusals_and_budget_show_on_metrics(traced) -> None:
+    gateway, telemetry = traced
+    channel, images = stub(gateway)
+    async with channel:
+        await collect(images.GenerateImages(request(n=2)))
+        with pytest.raises(grpc.aio.AioRpcError):
+            await collect(images.GenerateImages(request(quality=tasks.QUALITY_PREMIUM)))
+        with pytest.raises(grpc.aio.AioRpcError):
+            await collect(images.GenerateImages(request(n=5, seed=50)))  # over the budget
+    samples = await asyncio.to_thread(scrape, telemetry.prometheus_port)
+    (denials,) = find(samples, "titan_gateway_policy_decisions_total", rule="no-premium")
+    assert (denials[1]["effect"], denials[2]) == ("deny", 1.0)
+    (refusals,) = find(samples, "titan_gateway_quota_refusals_total", quota="budget_total")
+    assert refusals[2] == 1.0
+    (budget,) = find(samples, "titan_gateway_budget_remaining_USD", tenant="otel", period="total")
+    assert round(budget[2], 6) == 0.05 - 0.016
