@@ -168,12 +168,17 @@ class Admission:
         """Renew the ticket's leases until cancelled (run as a task beside the stream)."""
         while True:
             await asyncio.sleep(self._lease_s / 3)
-            now = _now()
-            await self._ledger.renew(ticket.reservation.id, now=now, lease_s=self._lease_s)
-            if ticket.slot is not None:
-                await self._limiter.renew_slot(
-                    slot_key(ticket.tenant), ticket.slot, lease_s=self._lease_s
-                )
+            try:
+                await self._renew(ticket)
+            except Exception:  # a store hiccup: try again next round; the lease is the net
+                log.warning("could not renew the leases of %s", ticket.request_id, exc_info=True)
+
+    async def _renew(self, ticket: Ticket) -> None:
+        await self._ledger.renew(ticket.reservation.id, now=_now(), lease_s=self._lease_s)
+        if ticket.slot is not None:
+            await self._limiter.renew_slot(
+                slot_key(ticket.tenant), ticket.slot, lease_s=self._lease_s
+            )
 
     async def sweep_forever(self) -> None:
         """Delete expired reservations now and then (reserve ignores them anyway)."""

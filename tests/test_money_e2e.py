@@ -252,3 +252,23 @@ async def test_the_global_images_cap_holds_across_tenants(make_gateway, tmp_path
     assert caught.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
     violation = details(caught.value, error_details_pb2.QuotaFailure).violations[0]
     assert violation.description.startswith("global_images_per_minute")
+
+
+async def test_a_long_request_keeps_its_reservation_past_the_lease(make_gateway, tmp_path) -> None:
+    gateway = await start(make_gateway, tmp_path, reservation_lease_s=0.6)
+    gateway.emulator.hold()
+    async with grpc.aio.insecure_channel(gateway.address, interceptors=bearer(KEY)) as channel:
+        stub = image_service_pb2_grpc.ImageServiceStub(channel)
+        first = asyncio.create_task(collect(stub.GenerateImages(request(n=4))))
+        try:
+            assert await gateway.emulator.wait_in_flight(4, timeout=10)
+            await asyncio.sleep(1.5)  # 2.5 leases: only renewal keeps the 4 images reserved
+            with pytest.raises(grpc.aio.AioRpcError) as caught:
+                # Bounded: were it admitted, the held emulator would keep it waiting.
+                await collect(stub.GenerateImages(request(n=2, seed=60), timeout=5))
+        finally:
+            gateway.emulator.release()
+        result = await first
+    assert caught.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert len(result.images) == 4
+    assert await gateway.ledger.settled_total("money") == 4 * PRICE
