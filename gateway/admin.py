@@ -15,13 +15,13 @@ from google.protobuf import any_pb2
 from google.rpc import error_details_pb2
 
 from gateway.auth import caller
-from gateway.errors import FieldViolation, GatewayError, InvalidRequest, NotATenant, to_rpc_status
+from gateway.errors import FieldViolation, GatewayError, InvalidRequest, NotATenant
 from gateway.ledger import DenialRecord, Ledger, Period, UsageRecord
 from gateway.limits import Limiter
 from gateway.policy_store import PolicyStore
+from gateway.rpc import abort, answer
 from gateway.usage import (
     PB_TO_PERIOD,
-    answer,
     budget_limits,
     budget_status,
     optional_timestamp,
@@ -248,8 +248,7 @@ class AdminService(admin_service_pb2_grpc.AdminServiceServicer):
 
 async def _require_admin(context: Any) -> None:
     if not caller().admin:
-        error = NotATenant("this RPC needs an admin key")
-        await context.abort_with_status(to_rpc_status(error))
+        await abort(context, NotATenant("this RPC needs an admin key"))
 
 
 def _tenant_violations(tenant_id: str) -> list[FieldViolation]:

@@ -13,7 +13,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
-from typing import Any, NoReturn
+from typing import Any
 
 from opentelemetry import trace
 
@@ -34,8 +34,6 @@ from gateway.errors import (
     InvalidRequest,
     NotATenant,
     PolicyDenied,
-    StoreUnavailable,
-    to_rpc_status,
 )
 from gateway.guardrail import GuardrailChecker
 from gateway.idempotency import Idempotency, request_hash, request_id_for
@@ -43,9 +41,10 @@ from gateway.ledger import DenialRecord, LedgerUnavailable
 from gateway.models import ModelRegistry
 from gateway.observe import GEN_AI_MODEL, Observer
 from gateway.policy_store import PolicyStore
+from gateway.rpc import abort, as_gateway_error
 from gateway.stream import Run, Streamer
 from gateway.validation import decode_request
-from policies import Decision, Tenant, UsageFacts, evaluate
+from policies import Decision, Policy, Tenant, UsageFacts, evaluate
 from titan.gateway.v1 import image_service_pb2 as pb
 from titan.gateway.v1 import image_service_pb2_grpc
 
@@ -95,14 +94,12 @@ class ImageService(image_service_pb2_grpc.ImageServiceServicer):
                 yield event
         except ContentBlocked as exc:  # Bedrock's input filter: a denial too
             await self._record_denial(request_id, "CONTENT_FILTERED", "", exc.message)
-            await _abort(context, exc)
-        except GatewayError as exc:
-            await _abort(context, exc)
-        except LedgerUnavailable as exc:  # nothing was charged that is not recorded
-            await _abort(context, StoreUnavailable(f"the usage ledger is unavailable: {exc}"))
+            await abort(context, exc)
+        except (GatewayError, LedgerUnavailable) as exc:
+            await abort(context, as_gateway_error(exc))
         except Exception:  # a bug, not bad input: INTERNAL with a logged traceback
             log.exception("GenerateImages failed unexpectedly")
-            await _abort(context, GatewayError("internal error"))
+            await abort(context, GatewayError("internal error"))
 
     async def EstimateCost(
         self, request: pb.EstimateCostRequest, context: Any
@@ -111,13 +108,11 @@ class ImageService(image_service_pb2_grpc.ImageServiceServicer):
         try:
             tenant = _tenant()
             job = await self._decode(request.request)
-            decision = await self._evaluate(tenant, job, request.request)
+            decision = await self._evaluate(self._policies.current, tenant, job, request.request)
             if decision.allowed:
                 job = await self._rewrite(request.request, decision, job)
-        except GatewayError as exc:
-            await _abort(context, exc)
-        except LedgerUnavailable as exc:
-            await _abort(context, StoreUnavailable(f"the usage ledger is unavailable: {exc}"))
+        except (GatewayError, LedgerUnavailable) as exc:
+            await abort(context, as_gateway_error(exc))
         return events.estimate(job, decision)
 
     async def _decide(
@@ -146,15 +141,17 @@ class ImageService(image_service_pb2_grpc.ImageServiceServicer):
     async def _checked(
         self, request: pb.GenerateImagesRequest
     ) -> tuple[Tenant, ImageJob, Decision]:
-        """Authenticated, valid and allowed by the policy, or a GatewayError."""
-        tenant = _tenant()
+        """Authenticated, valid and allowed by the policy, or a GatewayError.
+
+        The request uses one policy from start to end, even across a reload."""
+        tenant, policy = _tenant(), self._policies.current
         tracer = self._observer.tracer
         trace.get_current_span().set_attribute("titan.tenant", tenant.id)
         with tracer.start_as_current_span("validate"):
             job = await self._decode(request)
         with tracer.start_as_current_span("policy") as span:
-            decision = await self._evaluate(tenant, job, request)
-            self._record_decision(span, decision)
+            decision = await self._evaluate(policy, tenant, job, request)
+            self._record_decision(span, policy, decision)
             if not decision.moderation.blocked:
                 refuse_if_denied(decision)
         with tracer.start_as_current_span("moderation") as span:
@@ -162,15 +159,15 @@ class ImageService(image_service_pb2_grpc.ImageServiceServicer):
             if decision.moderation.blocked:
                 self._observer.instruments.moderation_block(decision.moderation.category or "")
             refuse_if_denied(decision)
-            await self._guardrail(request, span)
+            await self._guardrail(policy, request, span)
         job = await self._rewrite(request, decision, job)
         self._describe(job, decision)
         return tenant, job, decision
 
-    def _record_decision(self, span: trace.Span, decision: Decision) -> None:
+    def _record_decision(self, span: trace.Span, policy: Policy, decision: Decision) -> None:
         for result in decision.shadow:
             log.info("shadow rule %s: %s", result.rule, result.outcome)
-        rules = {rule.name: rule.effect.kind for rule in self._policies.current.rules}
+        rules = {rule.name: rule.effect.kind for rule in policy.rules}
         for name in decision.matched:
             self._observer.instruments.policy_decision(name, rules.get(name, "unknown"))
         span.set_attribute("titan.policy.allowed", decision.allowed)
@@ -220,9 +217,11 @@ class ImageService(image_service_pb2_grpc.ImageServiceServicer):
         except InvalidRequest as exc:
             raise misconfigured(decision, exc) from exc
 
-    async def _guardrail(self, request: pb.GenerateImagesRequest, span: trace.Span) -> None:
+    async def _guardrail(
+        self, policy: Policy, request: pb.GenerateImagesRequest, span: trace.Span
+    ) -> None:
         """Bedrock Guardrails on the prompts, when the policy names a guardrail."""
-        guardrail = self._policies.current.guardrail
+        guardrail = policy.guardrail
         if guardrail is None:
             return
         verdict = await self._guardrails.check(
@@ -239,10 +238,9 @@ class ImageService(image_service_pb2_grpc.ImageServiceServicer):
             )
 
     async def _evaluate(
-        self, tenant: Tenant, job: ImageJob, request: pb.GenerateImagesRequest
+        self, policy: Policy, tenant: Tenant, job: ImageJob, request: pb.GenerateImagesRequest
     ) -> Decision:
         now = datetime.now(UTC)
-        policy = self._policies.current
         # Usage facts cost ledger and limiter reads: only when a rule looks at them.
         usage = UsageFacts()
         if policy.reads_usage:
@@ -302,12 +300,3 @@ def _record_moderation(span: trace.Span, decision: Decision) -> None:
     if verdict.blocked:
         span.set_attribute("titan.moderation.category", verdict.category or "")
         span.set_attribute("titan.moderation.field", verdict.field or "")
-
-
-async def _abort(context: Any, error: GatewayError) -> NoReturn:
-    log.info("request refused: %s %s", error.code.name, error.message)
-    span = trace.get_current_span()
-    span.set_attribute("titan.refusal", type(error).__name__)
-    span.add_event("refused", {"grpc.status": error.code.name, "message": error.message})
-    await context.abort_with_status(to_rpc_status(error))
-    raise AssertionError("abort_with_status returned")  # pragma: no cover

@@ -13,9 +13,8 @@ Money is integer micro-USD everywhere (1 USD = 1_000_000), never float.
 from __future__ import annotations
 
 import math
-from collections.abc import Awaitable
 from datetime import UTC, datetime, timedelta
-from typing import Any, NoReturn, TypeVar
+from typing import Any
 
 import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
@@ -23,20 +22,16 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from gateway.auth import caller
 from gateway.errors import (
     FieldViolation,
-    GatewayError,
     InvalidRequest,
     NotATenant,
-    StoreUnavailable,
-    to_rpc_status,
 )
-from gateway.ledger import BudgetLimit, BudgetState, Ledger, LedgerUnavailable, Period
+from gateway.ledger import BudgetLimit, BudgetState, Ledger, Period
 from gateway.limits import Limiter, RateLimit, RateRequest
 from gateway.policy_store import PolicyStore
+from gateway.rpc import abort, answer
 from policies import Tenant
 from titan.gateway.v1 import usage_service_pb2 as pb
 from titan.gateway.v1 import usage_service_pb2_grpc
-
-T = TypeVar("T")
 
 MINUTE_S = 60.0
 DAY_S = 86_400.0
@@ -92,22 +87,6 @@ def slot_key(tenant: Tenant) -> str:
 
 
 # -- errors --------------------------------------------------------------------
-
-
-async def answer(context: Any, work: Awaitable[T]) -> T:
-    """Await `work`; end the RPC with the status of a gateway or ledger error."""
-    try:
-        return await work
-    except LedgerUnavailable as exc:
-        await abort(context, StoreUnavailable(f"the usage ledger is unavailable: {exc}"))
-    except GatewayError as exc:
-        await abort(context, exc)
-
-
-async def abort(context: Any, error: GatewayError) -> NoReturn:
-    """End the RPC with `error`'s status (and its google.rpc details)."""
-    await context.abort_with_status(to_rpc_status(error))
-    raise AssertionError("abort_with_status returned")  # pragma: no cover
 
 
 # -- the usage window ------------------------------------------------------------

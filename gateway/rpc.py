@@ -1,0 +1,45 @@
+"""Ending an RPC with a gateway error: the one place every servicer uses.
+
+`abort` logs the refusal, marks it on the current span and ends the call with
+the error's status and google.rpc details. `answer` awaits a servicer's work
+and turns the errors callers should see into statuses: the gateway's own, and
+a ledger outage (the ledger knows nothing of gRPC) as UNAVAILABLE.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable
+from typing import Any, NoReturn, TypeVar
+
+from opentelemetry import trace
+
+from gateway.errors import GatewayError, StoreUnavailable, to_rpc_status
+from gateway.ledger import LedgerUnavailable
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+def as_gateway_error(exc: GatewayError | LedgerUnavailable) -> GatewayError:
+    if isinstance(exc, LedgerUnavailable):
+        return StoreUnavailable(f"the usage ledger is unavailable: {exc}")
+    return exc
+
+
+async def abort(context: Any, error: GatewayError) -> NoReturn:
+    """End the RPC with `error`'s status (and its google.rpc details)."""
+    log.info("request refused: %s %s", error.code.name, error.message)
+    span = trace.get_current_span()
+    span.set_attribute("titan.refusal", type(error).__name__)
+    span.add_event("refused", {"grpc.status": error.code.name, "message": error.message})
+    await context.abort_with_status(to_rpc_status(error))
+    raise AssertionError("abort_with_status returned")  # pragma: no cover
+
+
+async def answer(context: Any, work: Awaitable[T]) -> T:
+    """Await `work`; end the RPC with the status of a gateway or ledger error."""
+    try:
+        return await work
+    except (GatewayError, LedgerUnavailable) as exc:
+        await abort(context, as_gateway_error(exc))
