@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 import grpc
+from google.protobuf.message import Message
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 
 from titan.gateway.v1 import image_service_pb2 as pb
+
+M = TypeVar("M", bound=Message)
 
 
 @dataclass
@@ -59,23 +63,30 @@ async def collect(call: grpc.aio.UnaryStreamCall) -> StreamResult:  # type: igno
     return result
 
 
+def find_detail(err: grpc.aio.AioRpcError, kind: type[M]) -> M | None:
+    """The first google.rpc detail of type `kind` in a failed call's status."""
+    status = rpc_status.from_call(err)  # type: ignore[arg-type]
+    for packed in status.details if status else []:
+        message = kind()
+        if packed.Unpack(message):
+            return message
+    return None
+
+
+def detail(err: grpc.aio.AioRpcError, kind: type[M]) -> M:
+    """Like `find_detail`, but the detail must be there."""
+    found = find_detail(err, kind)
+    assert found is not None, f"no {kind.__name__} in the status"
+    return found
+
+
 def bad_request_fields(err: grpc.aio.AioRpcError) -> dict[str, str]:
     """field -> description from the status's google.rpc.BadRequest."""
-    status = rpc_status.from_call(err)  # type: ignore[arg-type]
-    assert status is not None, "status carries no details"
-    out: dict[str, str] = {}
-    for detail in status.details:
-        bad = error_details_pb2.BadRequest()
-        if detail.Unpack(bad):
-            out.update({v.field: v.description for v in bad.field_violations})
-    return out
+    bad = detail(err, error_details_pb2.BadRequest)
+    return {v.field: v.description for v in bad.field_violations}
 
 
 def error_reason(err: grpc.aio.AioRpcError) -> str | None:
     """The google.rpc.ErrorInfo reason of a failed call, if any."""
-    status = rpc_status.from_call(err)  # type: ignore[arg-type]
-    for detail in status.details if status else []:
-        info = error_details_pb2.ErrorInfo()
-        if detail.Unpack(info):
-            return info.reason
-    return None
+    info = find_detail(err, error_details_pb2.ErrorInfo)
+    return info.reason if info else None

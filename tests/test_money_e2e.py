@@ -10,13 +10,12 @@ from pathlib import Path
 import grpc
 import pytest
 from google.rpc import error_details_pb2
-from grpc_status import rpc_status
 
 from gateway.emulator import EmulatorConfig
 from gateway.ledger import LedgerUnavailable
 from policies import hash_key
 from tests.auth import bearer
-from tests.streams import collect
+from tests.streams import collect, detail
 from titan.gateway.v1 import image_service_pb2 as pb
 from titan.gateway.v1 import image_service_pb2_grpc
 from titan.gateway.v1 import tasks_pb2 as tasks
@@ -51,16 +50,6 @@ def request(n: int = 1, seed: int = 1, key: str = "") -> pb.GenerateImagesReques
     )
 
 
-def details(err: grpc.aio.AioRpcError, kind):
-    status = rpc_status.from_call(err)
-    assert status is not None
-    for detail in status.details:
-        message = kind()
-        if detail.Unpack(message):
-            return message
-    raise AssertionError(f"no {kind.__name__} in the status")
-
-
 async def test_budget_buys_exactly_what_it_covers(make_gateway, tmp_path) -> None:
     gateway = await start(make_gateway, tmp_path)  # $0.04 = 5 images
     async with grpc.aio.insecure_channel(gateway.address, interceptors=bearer(KEY)) as channel:
@@ -75,7 +64,7 @@ async def test_budget_buys_exactly_what_it_covers(make_gateway, tmp_path) -> Non
     assert len(refused) == 7
     for err in refused:
         assert err.code() == grpc.StatusCode.FAILED_PRECONDITION
-        info = details(err, error_details_pb2.ErrorInfo)
+        info = detail(err, error_details_pb2.ErrorInfo)
         assert info.reason == "BUDGET_EXHAUSTED"
         assert info.metadata["period"] == "total"
         assert info.metadata["resets_at"] == ""
@@ -110,10 +99,10 @@ async def test_rate_limit_is_resource_exhausted_with_retry_info(make_gateway, tm
             await collect(stub.GenerateImages(request(seed=3)))
     err = caught.value
     assert err.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
-    failure = details(err, error_details_pb2.QuotaFailure)
+    failure = detail(err, error_details_pb2.QuotaFailure)
     assert failure.violations[0].subject == "tenant:money"
     assert failure.violations[0].description.startswith("requests_per_minute")
-    retry = details(err, error_details_pb2.RetryInfo)
+    retry = detail(err, error_details_pb2.RetryInfo)
     assert retry.retry_delay.ToTimedelta().total_seconds() > 0
     assert await gateway.ledger.settled_total("money") == 2 * PRICE
 
@@ -125,7 +114,7 @@ async def test_a_request_larger_than_a_quota_is_not_retryable(make_gateway, tmp_
         with pytest.raises(grpc.aio.AioRpcError) as caught:
             await collect(stub.GenerateImages(request(n=3)))
     assert caught.value.code() == grpc.StatusCode.FAILED_PRECONDITION
-    assert details(caught.value, error_details_pb2.QuotaFailure).violations
+    assert detail(caught.value, error_details_pb2.QuotaFailure).violations
 
 
 async def test_concurrency_slots_are_held_while_streaming(make_gateway, tmp_path) -> None:
@@ -145,7 +134,7 @@ async def test_concurrency_slots_are_held_while_streaming(make_gateway, tmp_path
     assert caught.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
     assert (
         "max_concurrent_requests"
-        in details(caught.value, error_details_pb2.QuotaFailure).violations[0].description
+        in detail(caught.value, error_details_pb2.QuotaFailure).violations[0].description
     )
     assert len(second.images) == 1
 
@@ -236,7 +225,7 @@ async def test_rules_see_the_tenants_usage(make_gateway, tmp_path) -> None:
         with pytest.raises(grpc.aio.AioRpcError) as caught:
             await collect(stub.GenerateImages(request(seed=9)))
     assert caught.value.code() == grpc.StatusCode.PERMISSION_DENIED
-    assert details(caught.value, error_details_pb2.ErrorInfo).metadata["rule"] == (
+    assert detail(caught.value, error_details_pb2.ErrorInfo).metadata["rule"] == (
         "slow-down-past-half"
     )
     assert await gateway.ledger.settled_total("money") == 3 * PRICE
@@ -250,7 +239,7 @@ async def test_the_global_images_cap_holds_across_tenants(make_gateway, tmp_path
         with pytest.raises(grpc.aio.AioRpcError) as caught:
             await collect(stub.GenerateImages(request(seed=5)))
     assert caught.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
-    violation = details(caught.value, error_details_pb2.QuotaFailure).violations[0]
+    violation = detail(caught.value, error_details_pb2.QuotaFailure).violations[0]
     assert violation.description.startswith("global_images_per_minute")
 
 

@@ -10,13 +10,12 @@ from pathlib import Path
 import grpc
 import pytest
 from google.rpc import error_details_pb2
-from grpc_status import rpc_status
 
 from gateway.emulator import EmulatorConfig
 from policies import hash_key
 from tests.auth import bearer
 from tests.imagekit import disc_on_white, encode
-from tests.streams import collect
+from tests.streams import collect, detail
 from titan.gateway.v1 import admin_service_pb2 as admin_pb
 from titan.gateway.v1 import admin_service_pb2_grpc, image_service_pb2_grpc
 from titan.gateway.v1 import image_service_pb2 as pb
@@ -84,16 +83,6 @@ def premium_batch(n: int = 5, size: int = 1408) -> pb.GenerateImagesRequest:
     )
 
 
-def error_info(err: grpc.aio.AioRpcError) -> error_details_pb2.ErrorInfo:
-    status = rpc_status.from_call(err)
-    assert status is not None
-    for detail in status.details:
-        info = error_details_pb2.ErrorInfo()
-        if detail.Unpack(info):
-            return info
-    raise AssertionError("no ErrorInfo in the status")
-
-
 async def test_free_tier_premium_batch_gets_the_rewrites_the_rules_say(policy_gateway) -> None:
     channel, stub = stub_for(policy_gateway, FREE_KEY)
     async with channel:
@@ -142,7 +131,7 @@ async def test_a_denied_task_is_permission_denied_naming_the_rule(policy_gateway
             await collect(stub.GenerateImages(request))
         estimate = await stub.EstimateCost(pb.EstimateCostRequest(request=request))
     assert caught.value.code() == grpc.StatusCode.PERMISSION_DENIED
-    info = error_info(caught.value)
+    info = detail(caught.value, error_details_pb2.ErrorInfo)
     assert (info.reason, info.metadata["rule"]) == ("POLICY_DENIED", "free-no-background-removal")
     assert "background removal needs a paid plan" in caught.value.details()
     assert not estimate.allowed
@@ -160,7 +149,7 @@ async def test_a_moderated_prompt_is_blocked_before_the_backend(policy_gateway) 
         with pytest.raises(grpc.aio.AioRpcError) as caught:
             await collect(stub.GenerateImages(request))
     assert caught.value.code() == grpc.StatusCode.PERMISSION_DENIED
-    info = error_info(caught.value)
+    info = detail(caught.value, error_details_pb2.ErrorInfo)
     assert info.reason == "MODERATION_BLOCKED"
     assert info.metadata["category"] == "violence"
     assert info.metadata["field"] == "text_to_image.text"
@@ -256,7 +245,7 @@ async def test_a_bedrock_guardrail_blocks_before_any_image_call(make_gateway, tm
             await collect(stub.GenerateImages(blocked))
         assert gateway.emulator.stats.received == []
         result = await collect(stub.GenerateImages(fine))
-    info = error_info(caught.value)
+    info = detail(caught.value, error_details_pb2.ErrorInfo)
     assert caught.value.code() == grpc.StatusCode.PERMISSION_DENIED
     assert (info.reason, info.metadata["category"]) == ("MODERATION_BLOCKED", "guardrail")
     assert info.metadata["field"] == "text_to_image.negative_text"

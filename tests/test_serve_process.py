@@ -102,3 +102,31 @@ async def test_sighup_reloads_the_policy_file(tmp_path: Path, dev_policy) -> Non
         if proc.returncode is None:
             proc.kill()
             await proc.wait()
+
+
+async def test_verbose_prints_spans_to_the_console(tmp_path: Path) -> None:
+    env = {**os.environ, "TITAN_GW_LISTEN": "127.0.0.1:0", "TITAN_GW_DATA_DIR": str(tmp_path)}
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "gateway", "serve", "--verbose",
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL, env=env,
+    )  # fmt: skip
+    request = pb.EstimateCostRequest(
+        request=pb.GenerateImagesRequest(text_to_image=tasks.TextToImageTask(text="a fox"))
+    )
+    try:
+        assert proc.stdout is not None
+        line = await asyncio.wait_for(proc.stdout.readline(), timeout=30)
+        match = re.search(rb"listening on (127\.0\.0\.1:\d+)", line)
+        assert match, line
+        async with grpc.aio.insecure_channel(
+            match.group(1).decode(), interceptors=bearer(DEV_KEY)
+        ) as channel:
+            await image_service_pb2_grpc.ImageServiceStub(channel).EstimateCost(request)
+        proc.send_signal(signal.SIGTERM)
+        printed, _ = await asyncio.wait_for(proc.communicate(), timeout=30)
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+    assert b'"name": "titan.gateway.v1.ImageService/EstimateCost"' in printed
+    assert b'"rpc.grpc.status_code": 0' in printed

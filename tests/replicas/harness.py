@@ -30,14 +30,13 @@ import sys
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import asyncpg
 import grpc
 import pytest
 import redis.asyncio as aioredis
 import yaml
-from google.protobuf.message import Message
 from grpc_status import rpc_status
 
 from gateway.ledger import Ledger, open_ledger
@@ -61,8 +60,6 @@ CALL_TIMEOUT_S = 30.0
 
 READY = re.compile(rb"Titan Image Gateway listening on (127\.0\.0\.1:\d+)")
 CHANNEL_OPTIONS = [("grpc.max_receive_message_length", 64 * 1024 * 1024)]
-
-M = TypeVar("M", bound=Message)
 
 
 # ---------------------------------------------------------------- processes
@@ -390,16 +387,6 @@ async def generate(
 ) -> StreamResult:
     """The whole stream of one call (raises AioRpcError if it ends with an error)."""
     return await collect(stub.GenerateImages(request, timeout=within_s))
-
-
-def status_detail(err: grpc.aio.AioRpcError, kind: type[M]) -> M | None:
-    """The first google.rpc detail of type `kind` in a failed call's status."""
-    status = rpc_status.from_call(err)  # type: ignore[arg-type]
-    for detail in status.details if status else []:
-        message = kind()
-        if detail.Unpack(message):
-            return message
-    return None
 
 
 def describe(err: grpc.aio.AioRpcError) -> str:

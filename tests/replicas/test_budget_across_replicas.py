@@ -30,12 +30,11 @@ from tests.replicas.harness import (
     ledger_client,
     redis_prefix,
     replicas,
-    status_detail,
     stores_env,
     text_to_image,
     write_policy,
 )
-from tests.streams import StreamResult
+from tests.streams import StreamResult, find_detail
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
@@ -125,7 +124,7 @@ def budget_refusal_problem(err: grpc.aio.AioRpcError) -> str | None:
     """Why `err` is not a proper total-budget refusal (None if it is one)."""
     if err.code() != grpc.StatusCode.FAILED_PRECONDITION:
         return f"expected FAILED_PRECONDITION, got {describe(err)}"
-    info = status_detail(err, error_details_pb2.ErrorInfo)
+    info = find_detail(err, error_details_pb2.ErrorInfo)
     if info is None or info.reason != "BUDGET_EXHAUSTED":
         return f"no ErrorInfo BUDGET_EXHAUSTED: {describe(err)}"
     metadata = dict(info.metadata)
@@ -143,7 +142,7 @@ def rate_refusal_problem(err: grpc.aio.AioRpcError, tenant: str) -> str | None:
     """Why `err` is not a proper requests_per_minute refusal (None if it is one)."""
     if err.code() != grpc.StatusCode.RESOURCE_EXHAUSTED:
         return f"expected RESOURCE_EXHAUSTED, got {describe(err)}"
-    failure = status_detail(err, error_details_pb2.QuotaFailure)
+    failure = find_detail(err, error_details_pb2.QuotaFailure)
     if failure is None or not failure.violations:
         return f"no QuotaFailure violation: {describe(err)}"
     violation = failure.violations[0]
@@ -151,7 +150,7 @@ def rate_refusal_problem(err: grpc.aio.AioRpcError, tenant: str) -> str | None:
         return f"QuotaFailure subject {violation.subject!r}, expected 'tenant:{tenant}'"
     if not violation.description.startswith("requests_per_minute"):
         return f"QuotaFailure description {violation.description!r} names another quota"
-    retry = status_detail(err, error_details_pb2.RetryInfo)
+    retry = find_detail(err, error_details_pb2.RetryInfo)
     if retry is None:
         return f"no RetryInfo: {describe(err)}"
     if retry.retry_delay.ToTimedelta().total_seconds() <= 0:

@@ -26,11 +26,11 @@ from tests.replicas.harness import (
     ledger_client,
     redis_prefix,
     replicas,
-    status_detail,
     stores_env,
     text_to_image,
     write_policy,
 )
+from tests.streams import find_detail
 from titan.gateway.v1 import image_service_pb2 as pb
 
 PRICE = 8_000  # Titan v2 (the default model), 512x512, standard: $0.008
@@ -85,7 +85,7 @@ async def first_image(call: grpc.aio.UnaryStreamCall) -> tuple[pb.Accepted, pb.I
 def budget_refusal_problem(err: grpc.aio.AioRpcError) -> str | None:
     if err.code() != grpc.StatusCode.FAILED_PRECONDITION:
         return f"expected FAILED_PRECONDITION, got {describe(err)}"
-    info = status_detail(err, error_details_pb2.ErrorInfo)
+    info = find_detail(err, error_details_pb2.ErrorInfo)
     if info is None or info.reason != "BUDGET_EXHAUSTED":
         return f"no ErrorInfo BUDGET_EXHAUSTED: {describe(err)}"
     if info.metadata.get("period") != "total" or info.metadata.get("resets_at") != "":
