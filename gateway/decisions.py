@@ -1,10 +1,10 @@
 """Between the validated request and the pure policy engine: the facts a
 decision is made from, and applying the decision back onto the request.
 
-Rewrites are applied to a copy of the protobuf request, which is then
-validated again, so a rule can never make the gateway send Bedrock a request
-the model cannot run: such a rewrite is reported as a policy configuration
-error naming the rule.
+`rewrite_request` applies a decision's rewrites to a copy of the protobuf
+request; the servicer validates that copy again, so a rule can never make the
+gateway send Bedrock a request the model cannot run (`misconfigured` reports
+such a rewrite as a policy configuration error naming the rule).
 """
 
 from __future__ import annotations
@@ -40,17 +40,19 @@ def facts_for(
     tenant: Tenant, job: ImageJob, request: pb.GenerateImagesRequest, usage: UsageFacts
 ) -> Facts:
     sizes = job.model.limits.sizes
+    texts = prompt_texts(request)
     return Facts(
         tenant=tenant.facts(),
-        request=request_facts(job, request),
+        request=request_facts(job, request, texts),
         usage=usage,
-        texts=prompt_texts(request),
+        texts=texts,
         size_options=tuple(sorted(sizes)) if sizes is not None else None,
     )
 
 
-def request_facts(job: ImageJob, request: pb.GenerateImagesRequest) -> RequestFacts:
-    texts = prompt_texts(request)
+def request_facts(
+    job: ImageJob, request: pb.GenerateImagesRequest, texts: dict[str, str]
+) -> RequestFacts:
     task_field = request.WhichOneof("task") or ""
     inputs = _input_image_count(job)
     return RequestFacts(
