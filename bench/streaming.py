@@ -26,7 +26,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 from gateway.cli.client import DEV_API_KEY
 from gateway.domain import ImageConfig, ImageJob, Quality, TextToImage
-from gateway.models import ModelSpec
+from gateway.registry import ModelSpec
 from gateway.server import RunningGateway, start_gateway
 from gateway.settings import load_settings
 from gateway.telemetry.sdk import TelemetryConfig, configure_telemetry

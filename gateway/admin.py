@@ -19,6 +19,8 @@ from gateway.errors import FieldViolation, GatewayError, InvalidRequest, NotATen
 from gateway.ledger import DenialRecord, Ledger, Period, UsageRecord
 from gateway.limits import Limiter
 from gateway.policy_store import PolicyStore
+from gateway.registry import ModelRegistry
+from gateway.registry.catalog import model_infos
 from gateway.rpc import abort, answer
 from gateway.usage import (
     PB_TO_PERIOD,
@@ -89,11 +91,21 @@ class AdminService(admin_service_pb2_grpc.AdminServiceServicer):
         limiter: Limiter | None = None,
         *,
         global_images_per_minute: int | None = None,
+        registry: ModelRegistry | None = None,
     ) -> None:
         self._policies = policies
         self._ledger = ledger
         self._limiter = limiter
         self._global_ipm = global_images_per_minute
+        self._registry = registry
+
+    async def ListModels(
+        self, request: pb.ListModelsRequest, context: Any
+    ) -> pb.ListModelsResponse:
+        await _require_admin(context)
+        if self._registry is None:
+            return pb.ListModelsResponse()
+        return pb.ListModelsResponse(models=model_infos(self._registry, datetime.now(UTC).date()))
 
     async def GetPolicyStatus(
         self, request: pb.GetPolicyStatusRequest, context: Any
@@ -295,4 +307,5 @@ def _record(record: UsageRecord) -> pb.UsageRecord:
         cost_micros=record.cost_micros,
         image_sha256=record.image_sha256,
         created_at=timestamp(record.created_at),
+        route_arm=record.route_arm,
     )

@@ -14,7 +14,7 @@ from datetime import datetime
 
 from gateway.convert import QUALITY_FROM_NAME
 from gateway.domain import ImageJob
-from gateway.errors import InvalidRequest, PolicyDenied, PolicyMisconfigured
+from gateway.errors import InvalidRequest, PolicyDenied, PolicyMisconfigured, TaskNotSupported
 from policies import (
     Decision,
     Facts,
@@ -26,7 +26,7 @@ from policies import (
 )
 from titan.gateway.v1 import image_service_pb2 as pb
 
-TEXT_FIELDS = ("text", "negative_text", "mask_prompt")
+TEXT_FIELDS = ("text", "negative_text", "mask_prompt", "search_prompt", "select_prompt")
 
 
 def decide(
@@ -37,13 +37,19 @@ def decide(
 
 
 def facts_for(
-    tenant: Tenant, job: ImageJob, request: pb.GenerateImagesRequest, usage: UsageFacts
+    tenant: Tenant,
+    job: ImageJob,
+    request: pb.GenerateImagesRequest,
+    usage: UsageFacts,
+    request_key: str = "",
 ) -> Facts:
+    """`request_key` keys sticky A/B splits per request (the client's
+    idempotency key, or the gateway's request id)."""
     sizes = job.model.limits.sizes
     texts = prompt_texts(request)
     return Facts(
         tenant=tenant.facts(),
-        request=request_facts(job, request, texts),
+        request=request_facts(job, request, texts, request_key),
         usage=usage,
         texts=texts,
         size_options=tuple(sorted(sizes)) if sizes is not None else None,
@@ -51,7 +57,7 @@ def facts_for(
 
 
 def request_facts(
-    job: ImageJob, request: pb.GenerateImagesRequest, texts: dict[str, str]
+    job: ImageJob, request: pb.GenerateImagesRequest, texts: dict[str, str], request_key: str = ""
 ) -> RequestFacts:
     task_field = request.WhichOneof("task") or ""
     inputs = _input_image_count(job)
@@ -65,7 +71,8 @@ def request_facts(
         prompt_length=len(texts.get(f"{task_field}.text", "")),
         negative_prompt_length=len(texts.get(f"{task_field}.negative_text", "")),
         input_images=inputs,
-        cfg_scale=job.config.cfg_scale,
+        cfg_scale=job.config.cfg_scale or 0.0,
+        request_key=request_key,
     )
 
 
@@ -110,11 +117,16 @@ def rewrite_request(
     return rewritten
 
 
-def misconfigured(decision: Decision, exc: InvalidRequest) -> PolicyMisconfigured:
+def misconfigured(
+    decision: Decision, exc: InvalidRequest | TaskNotSupported
+) -> PolicyMisconfigured:
     rules = ", ".join(sorted({r.rule for r in decision.rewrites}))
+    if isinstance(exc, TaskNotSupported):
+        why = exc.message
+    else:
+        why = "; ".join(f"{v.field}: {v.description}" for v in exc.violations)
     return PolicyMisconfigured(
-        f"policy rule(s) {rules} rewrote the request into one the model cannot run: "
-        + "; ".join(f"{v.field}: {v.description}" for v in exc.violations)
+        f"policy rule(s) {rules} rewrote the request into one the model cannot run: {why}"
     )
 
 
@@ -164,5 +176,11 @@ def _input_image_count(job: ImageJob) -> int:
     images = getattr(task, "images", None)
     if images is not None:
         return len(images)
-    names = ("image", "condition_image", "reference_image")
+    names = (
+        "image",
+        "condition_image",
+        "reference_image",
+        "style_image",
+        "source_image",
+    )
     return sum(1 for name in names if getattr(task, name, None) is not None)

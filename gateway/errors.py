@@ -5,6 +5,8 @@
     ├── ContentBlocked                PERMISSION_DENIED + ErrorInfo CONTENT_FILTERED
     ├── PolicyDenied                  PERMISSION_DENIED + ErrorInfo POLICY_DENIED|MODERATION_BLOCKED
     ├── PolicyMisconfigured           FAILED_PRECONDITION (a rewrite made the request invalid)
+    ├── TaskNotSupported              FAILED_PRECONDITION + ErrorInfo TASK_NOT_SUPPORTED
+    ├── ModelRetired                  FAILED_PRECONDITION + ErrorInfo MODEL_RETIRED
     ├── NotATenant                    PERMISSION_DENIED (an admin key on a tenant RPC or vice versa)
     ├── QuotaExceeded                 RESOURCE_EXHAUSTED + QuotaFailure + RetryInfo (waiting helps)
     │                                 FAILED_PRECONDITION + QuotaFailure (it never fits the quota)
@@ -115,6 +117,40 @@ class PolicyMisconfigured(GatewayError):
     """A policy rewrite produced a request the model cannot run."""
 
     code = grpc.StatusCode.FAILED_PRECONDITION
+
+
+class TaskNotSupported(GatewayError):
+    """The model cannot run the task; names the models that can. Nothing is spent."""
+
+    code = grpc.StatusCode.FAILED_PRECONDITION
+
+    def __init__(self, model_id: str, task: str, supported_by: Sequence[str]) -> None:
+        can = ", ".join(supported_by) or "no registered model"
+        super().__init__(f"model {model_id} cannot run {task}; models that can: {can}")
+        self.metadata = {"model": model_id, "task": task, "supported_by": ",".join(supported_by)}
+
+    def details(self) -> list[any_pb2.Any]:
+        info = error_details_pb2.ErrorInfo(
+            reason="TASK_NOT_SUPPORTED", domain=ERROR_DOMAIN, metadata=self.metadata
+        )
+        return [_pack(info)]
+
+
+class ModelRetired(GatewayError):
+    """The model is past its end of life on Bedrock; names its replacement."""
+
+    code = grpc.StatusCode.FAILED_PRECONDITION
+
+    def __init__(self, model_id: str, eol: str, replacement: str | None) -> None:
+        instead = f"; use {replacement} instead" if replacement else ""
+        super().__init__(f"model {model_id} reached its end of life on Bedrock on {eol}{instead}")
+        self.metadata = {"model": model_id, "eol": eol, "replacement": replacement or ""}
+
+    def details(self) -> list[any_pb2.Any]:
+        info = error_details_pb2.ErrorInfo(
+            reason="MODEL_RETIRED", domain=ERROR_DOMAIN, metadata=self.metadata
+        )
+        return [_pack(info)]
 
 
 class NotATenant(GatewayError):

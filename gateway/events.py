@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from gateway.convert import QUALITY_TO_PROTO, TASK_TYPE_TO_PROTO, failure_reason, image_facts
 from gateway.domain import ImageJob
 from gateway.fanout import ImageLost, ImageReady
@@ -16,7 +18,13 @@ def rewrites(decision: Decision) -> list[pb.Rewrite]:
     ]
 
 
-def accepted(job: ImageJob, decision: Decision, tenant_id: str, request_id: str) -> pb.Accepted:
+def accepted(
+    job: ImageJob,
+    decision: Decision,
+    tenant_id: str,
+    request_id: str,
+    fallbacks: Sequence[ImageJob] = (),
+) -> pb.Accepted:
     return pb.Accepted(
         request_id=request_id,
         client_request_id=job.client_request_id,
@@ -31,10 +39,14 @@ def accepted(job: ImageJob, decision: Decision, tenant_id: str, request_id: str)
         price_per_image_micros=decision.price_per_image_micros,
         estimated_cost_micros=decision.estimate_micros,
         tenant_id=tenant_id,
+        fallback_model_ids=[f.model.model_id for f in fallbacks],
+        route_arm=decision.route_arm,
     )
 
 
-def estimate(job: ImageJob, decision: Decision) -> pb.EstimateCostResponse:
+def estimate(
+    job: ImageJob, decision: Decision, fallbacks: Sequence[ImageJob] = ()
+) -> pb.EstimateCostResponse:
     shadow = [
         pb.ShadowResult(rule=s.rule, effect=s.effect, outcome=s.outcome) for s in decision.shadow
     ]
@@ -52,10 +64,13 @@ def estimate(job: ImageJob, decision: Decision) -> pb.EstimateCostResponse:
         shadow=shadow,
         price_per_image_micros=decision.price_per_image_micros,
         estimated_cost_micros=decision.estimate_micros,
+        fallback_model_ids=[f.model.model_id for f in fallbacks],
+        route_arm=decision.route_arm,
     )
 
 
-def image(job: ImageJob, ready: ImageReady, cost_micros: int) -> pb.Image:
+def image(ready: ImageReady, cost_micros: int) -> pb.Image:
+    """The event for one finished image; its size and type are read from the bytes."""
     mime, width, height = image_facts(ready.data)
     return pb.Image(
         index=ready.index,
@@ -64,8 +79,9 @@ def image(job: ImageJob, ready: ImageReady, cost_micros: int) -> pb.Image:
         seed=ready.seed,
         width=width,
         height=height,
-        model_id=job.model.model_id,
+        model_id=ready.job.model.model_id,
         cost_micros=cost_micros,
+        mask=ready.mask or b"",
     )
 
 

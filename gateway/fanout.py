@@ -7,27 +7,45 @@ requests. Per-image failures become `ImageLost`; a request-level error (e.g.
 the input content filter) is raised to the caller after the other calls are
 cancelled. Leaving the iteration early (client cancelled) cancels every call
 still in flight.
+
+A job may come with a fallback chain (the policy's `route.fallback`, already
+validated for each model): when image i's model stays throttled or
+unavailable after its retries, or the account may not call it (access
+denied, model not found), image i is tried on the next model of the chain.
+`ImageReady.job` says which model made the image, so it is billed at that
+model's price.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 
+import grpc
+
 from gateway.backends.base import Backend
+from gateway.dialects import GeneratedImage
 from gateway.domain import ImageJob
-from gateway.errors import BackendError, BackendTimeout
+from gateway.errors import (
+    BackendError,
+    BackendRejected,
+    BackendThrottled,
+    BackendTimeout,
+    BackendUnavailable,
+)
 
 
 @dataclass(frozen=True)
 class ImageReady:
-    """Image `index` is ready."""
+    """Image `index` is ready; `job` is the one (primary or fallback) that made it."""
 
     index: int
     seed: int
     data: bytes
+    job: ImageJob
+    mask: bytes | None = None
 
 
 @dataclass(frozen=True)
@@ -50,20 +68,26 @@ class FanOut:
         self._slots = asyncio.Semaphore(concurrency)
 
     async def run(
-        self, job: ImageJob, deadline: float, in_flight: set[int] | None = None
+        self,
+        chain: ImageJob | Sequence[ImageJob],
+        deadline: float,
+        in_flight: dict[int, ImageJob] | None = None,
     ) -> AsyncIterator[Outcome]:
         """Yield one outcome per image, in the order they finish.
 
-        `deadline` is a `time.monotonic()` instant; no backend call runs past it.
-        `in_flight`, if given, holds the indexes whose backend call has been
-        sent and has not come back: on cancellation those are the images the
-        backend may still bill.
+        `chain` is the job, or the job followed by its fallbacks (same task and
+        image count, each validated for its model). `deadline` is a
+        `time.monotonic()` instant; no backend call runs past it. `in_flight`,
+        if given, maps the indexes whose backend call has been sent and has
+        not come back to the job it was sent for: on cancellation those are
+        the images the backend may still bill, at that model's price.
         """
-        in_flight = set() if in_flight is None else in_flight
+        jobs = (chain,) if isinstance(chain, ImageJob) else tuple(chain)
+        in_flight = {} if in_flight is None else in_flight
         results: asyncio.Queue[Outcome | BaseException] = asyncio.Queue()
         calls = [
-            asyncio.create_task(self._one(job, i, deadline, results, in_flight))
-            for i in range(job.config.count)
+            asyncio.create_task(self._one(jobs, i, deadline, results, in_flight))
+            for i in range(jobs[0].config.count)
         ]
         try:
             for _ in calls:
@@ -78,28 +102,60 @@ class FanOut:
 
     async def _one(
         self,
-        job: ImageJob,
+        jobs: tuple[ImageJob, ...],
         index: int,
         deadline: float,
         results: asyncio.Queue[Outcome | BaseException],
-        in_flight: set[int],
+        in_flight: dict[int, ImageJob],
     ) -> None:
-        seed = job.seed_for(index)
+        job = jobs[0]
         try:
-            async with self._slots:
-                timeout = deadline - time.monotonic()
-                if timeout <= 0:
-                    raise BackendTimeout("deadline passed while waiting for a backend slot")
-                in_flight.add(index)
-                data = await self._backend.generate_one(job, index, timeout=timeout)
-                in_flight.discard(index)
-            results.put_nowait(ImageReady(index, seed, data))
+            for position, job in enumerate(jobs):
+                try:
+                    image = await self._call(job, index, deadline, in_flight)
+                except BackendError as exc:
+                    if position + 1 == len(jobs) or not falls_back(exc):
+                        raise
+                    continue
+                results.put_nowait(ImageReady(index, job.seed_for(index), image.data, job,
+                                              image.mask))  # fmt: skip
+                return
         except BackendError as exc:
-            in_flight.discard(index)
             if exc.per_image:
-                results.put_nowait(ImageLost(index, seed, exc))
+                results.put_nowait(ImageLost(index, job.seed_for(index), exc))
             else:
                 results.put_nowait(exc)
         except Exception as exc:  # a bug: the servicer logs it and answers INTERNAL
-            in_flight.discard(index)
             results.put_nowait(exc)
+
+    async def _call(
+        self, job: ImageJob, index: int, deadline: float, in_flight: dict[int, ImageJob]
+    ) -> GeneratedImage:
+        """One backend call for image `index`, marked in flight while it runs."""
+        async with self._slots:
+            timeout = deadline - time.monotonic()
+            if timeout <= 0:
+                raise BackendTimeout("deadline passed while waiting for a backend slot")
+            in_flight[index] = job
+            try:
+                image = await self._backend.generate_one(job, index, timeout=timeout)
+            except Exception:
+                in_flight.pop(index, None)
+                raise
+            # Not on cancellation: a call cancelled mid-flight may still be
+            # billed by Bedrock, so the stream settles what is left in here.
+            in_flight.pop(index, None)
+            return image
+
+
+_NOT_ENABLED = frozenset({grpc.StatusCode.PERMISSION_DENIED, grpc.StatusCode.FAILED_PRECONDITION})
+
+
+def falls_back(error: BackendError) -> bool:
+    """Whether the next model of a fallback chain should get this image: the
+    model stayed throttled or unavailable after its retries, or the account
+    may not call it (AccessDenied, ResourceNotFound). A filtered image, a
+    timeout or a refused request body would fail the same way elsewhere."""
+    if isinstance(error, BackendThrottled | BackendUnavailable):
+        return True
+    return isinstance(error, BackendRejected) and error.code in _NOT_ENABLED

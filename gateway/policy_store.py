@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from policies import Policy, PolicyError, load_policy
+from policies import Policy, PolicyError, PriceTable, load_policy
 
 log = logging.getLogger(__name__)
 
@@ -33,8 +33,9 @@ class ReloadOutcome:
 class PolicyStore:
     """The current policy of one file, reloaded when it changes."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, default_prices: PriceTable | None = None) -> None:
         self.path = path
+        self._default_prices = default_prices
         self._policy = self._load()  # a bad file at start-up is fatal: nothing to fall back to
         self.loaded_at = datetime.now(UTC)
         self.last_reload = ReloadOutcome(ok=True, at=self.loaded_at)
@@ -68,7 +69,8 @@ class PolicyStore:
                 self.reload()
 
     def _load(self) -> Policy:
-        return load_policy(self.path.read_text(encoding="utf-8"), source=str(self.path))
+        text = self.path.read_text(encoding="utf-8")
+        return load_policy(text, source=str(self.path), default_prices=self._default_prices)
 
     def _file_stamp(self) -> tuple[int, int] | None:
         try:

@@ -32,6 +32,9 @@ from gateway.ledger import Ledger, open_ledger
 from gateway.limits import Limiter, open_limiter
 from gateway.observe import Observer
 from gateway.policy_store import PolicyStore
+from gateway.registry import ModelRegistry
+from gateway.registry.catalog import price_table
+from gateway.routing import LifecycleGuard
 from gateway.service import ImageService
 from gateway.settings import Settings
 from gateway.stream import Streamer
@@ -95,6 +98,7 @@ class Parts:
     """The concrete parts one gateway process runs on."""
 
     settings: Settings
+    registry: ModelRegistry
     policies: PolicyStore
     backend: BedrockBackend
     ledger: Ledger
@@ -113,7 +117,8 @@ async def start_gateway(
     (not as the process-global provider) and shut down by `stop()`.
     """
     stack = AsyncExitStack()
-    policies = PolicyStore(settings.policy_file)
+    registry = settings.registry()
+    policies = PolicyStore(settings.policy_file, price_table(registry))
     try:
         if telemetry is None and settings.telemetry.enabled:
             telemetry = configure_telemetry(telemetry_config(settings), set_global=False)
@@ -125,7 +130,7 @@ async def start_gateway(
         limiter = open_limiter(settings.limits_url, prefix=settings.limits_prefix)
         await limiter.start()
         stack.push_async_callback(limiter.close)
-        parts = Parts(settings, policies, backend, ledger, limiter, observer, telemetry)
+        parts = Parts(settings, registry, policies, backend, ledger, limiter, observer, telemetry)
         server, port, admission = await _start_server(parts)
         for job in (policies.watch(settings.policy_poll_s), admission.sweep_forever()):
             stack.push_async_callback(_cancel, asyncio.create_task(job))
@@ -215,7 +220,7 @@ async def _start_server(parts: Parts) -> tuple[grpc.aio.Server, int, Admission]:
     fanout = FanOut(parts.backend, settings.backend_concurrency)
     streamer = Streamer(fanout, admission, idempotency, parts.observer)
     service = ImageService(
-        settings.registry(),
+        parts.registry,
         policies,
         admission,
         streamer,
@@ -223,6 +228,8 @@ async def _start_server(parts: Parts) -> tuple[grpc.aio.Server, int, Admission]:
         GuardrailChecker(parts.backend.client),
         settings.default_timeout_s,
         parts.observer,
+        # The emulator serves every model; real Bedrock refuses retired ones.
+        LifecycleGuard(enforce=settings.backend == "bedrock"),
     )
     image_service_pb2_grpc.add_ImageServiceServicer_to_server(service, server)  # type: ignore[no-untyped-call]
     admin = AdminService(
@@ -230,6 +237,7 @@ async def _start_server(parts: Parts) -> tuple[grpc.aio.Server, int, Admission]:
         parts.ledger,
         parts.limiter,
         global_images_per_minute=settings.global_images_per_minute,
+        registry=parts.registry,
     )
     admin_service_pb2_grpc.add_AdminServiceServicer_to_server(admin, server)  # type: ignore[no-untyped-call]
     usage = UsageService(

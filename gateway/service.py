@@ -8,6 +8,7 @@ The money path of an admitted request lives in `gateway.stream`; keyed
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 import uuid
@@ -34,13 +35,15 @@ from gateway.errors import (
     InvalidRequest,
     NotATenant,
     PolicyDenied,
+    TaskNotSupported,
 )
 from gateway.guardrail import GuardrailChecker
-from gateway.idempotency import Idempotency, request_hash, request_id_for
+from gateway.idempotency import Idempotency, Recording, request_hash, request_id_for
 from gateway.ledger import DenialRecord, LedgerUnavailable
-from gateway.models import ModelRegistry
 from gateway.observe import GEN_AI_MODEL, Observer
 from gateway.policy_store import PolicyStore
+from gateway.registry import ModelRegistry
+from gateway.routing import LifecycleGuard, Plan, plan_chain
 from gateway.rpc import abort, as_gateway_error
 from gateway.stream import Run, Streamer
 from gateway.validation import decode_request
@@ -68,6 +71,7 @@ class ImageService(image_service_pb2_grpc.ImageServiceServicer):
         guardrails: GuardrailChecker,
         default_timeout: float,
         observer: Observer | None = None,
+        lifecycle: LifecycleGuard | None = None,
     ) -> None:
         self._observer = observer or Observer.noop()
         self._registry = registry
@@ -77,19 +81,19 @@ class ImageService(image_service_pb2_grpc.ImageServiceServicer):
         self._idempotency = idempotency
         self._guardrails = guardrails
         self._default_timeout = default_timeout
+        self._lifecycle = lifecycle or LifecycleGuard(enforce=False)
 
     async def GenerateImages(
         self, request: pb.GenerateImagesRequest, context: Any
     ) -> AsyncIterator[pb.GenerateImagesResponse]:
         request_id = str(uuid.uuid4())
         try:
-            tenant, job, decision = await self._decide(request, request_id)
+            tenant, plan = await self._decide(request, request_id)
             deadline = self._deadline(context)
-            key = job.client_request_id
-            if key:
-                stream = self._keyed(request, tenant, job, decision, deadline)
+            if plan.job.client_request_id:
+                stream = self._keyed(request, tenant, plan, deadline)
             else:
-                stream = self._streamer.stream(Run(tenant, job, decision, request_id, deadline))
+                stream = self._streamer.stream(_run(tenant, plan, request_id, deadline))
             async for event in stream:
                 yield event
         except ContentBlocked as exc:  # Bedrock's input filter: a denial too
@@ -108,21 +112,25 @@ class ImageService(image_service_pb2_grpc.ImageServiceServicer):
         try:
             tenant = _tenant()
             job = await self._decode(request.request)
-            decision = await self._evaluate(self._policies.current, tenant, job, request.request)
-            if decision.allowed:
-                job = await self._rewrite(request.request, decision, job)
+            request_key = job.client_request_id or str(uuid.uuid4())
+            decision = await self._evaluate(
+                self._policies.current, tenant, job, request.request, request_key
+            )
+            if not decision.allowed:
+                return events.estimate(job, decision)
+            plan = await self._plan(request.request, decision, job)
         except (GatewayError, LedgerUnavailable) as exc:
             await abort(context, as_gateway_error(exc))
-        return events.estimate(job, decision)
+        return events.estimate(plan.job, plan.decision, plan.fallbacks)
 
     async def _decide(
         self, request: pb.GenerateImagesRequest, request_id: str
-    ) -> tuple[Tenant, ImageJob, Decision]:
+    ) -> tuple[Tenant, Plan]:
         """Authenticated, valid and allowed by the policy, or a GatewayError.
 
         A policy or moderation refusal is recorded in the ledger (no spend)."""
         try:
-            return await self._checked(request)
+            return await self._checked(request, request_id)
         except PolicyDenied as exc:
             rule = exc.metadata.get("rule") or f"moderation:{exc.metadata.get('category', '')}"
             await self._record_denial(request_id, exc.reason, rule, exc.message)
@@ -139,8 +147,8 @@ class ImageService(image_service_pb2_grpc.ImageServiceServicer):
             log.exception("could not record the denial of request %s", request_id)
 
     async def _checked(
-        self, request: pb.GenerateImagesRequest
-    ) -> tuple[Tenant, ImageJob, Decision]:
+        self, request: pb.GenerateImagesRequest, request_id: str
+    ) -> tuple[Tenant, Plan]:
         """Authenticated, valid and allowed by the policy, or a GatewayError.
 
         The request uses one policy from start to end, even across a reload."""
@@ -150,7 +158,8 @@ class ImageService(image_service_pb2_grpc.ImageServiceServicer):
         with tracer.start_as_current_span("validate"):
             job = await self._decode(request)
         with tracer.start_as_current_span("policy") as span:
-            decision = await self._evaluate(policy, tenant, job, request)
+            request_key = job.client_request_id or request_id
+            decision = await self._evaluate(policy, tenant, job, request, request_key)
             self._record_decision(span, policy, decision)
             if not decision.moderation.blocked:
                 refuse_if_denied(decision)
@@ -160,9 +169,26 @@ class ImageService(image_service_pb2_grpc.ImageServiceServicer):
                 self._observer.instruments.moderation_block(decision.moderation.category or "")
             refuse_if_denied(decision)
             await self._guardrail(policy, request, span)
-        job = await self._rewrite(request, decision, job)
-        self._describe(job, decision)
-        return tenant, job, decision
+        plan = await self._plan(request, decision, job)
+        self._describe(plan)
+        return tenant, plan
+
+    async def _plan(
+        self, request: pb.GenerateImagesRequest, decision: Decision, job: ImageJob
+    ) -> Plan:
+        """The rewritten job, its fallbacks, lifecycle and body-size checks."""
+        rewritten = rewrite_request(request, decision)
+        job = await self._rewrite(rewritten, decision, job)
+        final = rewritten if rewritten is not None else request
+        today = datetime.now(UTC).date()
+
+        def plan() -> Plan:
+            decode = functools.partial(decode_request, registry=self._registry)
+            return plan_chain(final, job, decision, decode, self._lifecycle, today)
+
+        if not decision.fallbacks and final.ByteSize() < INLINE_DECODE_BYTES:
+            return plan()
+        return await asyncio.to_thread(plan)
 
     def _record_decision(self, span: trace.Span, policy: Policy, decision: Decision) -> None:
         for result in decision.shadow:
@@ -175,8 +201,9 @@ class ImageService(image_service_pb2_grpc.ImageServiceServicer):
         if decision.denied_by:
             span.set_attribute("titan.policy.denied_by", decision.denied_by)
 
-    def _describe(self, job: ImageJob, decision: Decision) -> None:
+    def _describe(self, plan: Plan) -> None:
         """The request's facts on the server span (prompts only if configured)."""
+        job, decision = plan.job, plan.decision
         span = trace.get_current_span()
         config = job.config
         span.set_attributes(
@@ -189,6 +216,8 @@ class ImageService(image_service_pb2_grpc.ImageServiceServicer):
                 "titan.quality": config.quality.value,
                 "titan.rules_applied": list(decision.matched),
                 "titan.estimated_cost_usd": decision.estimate_micros / 1e6,
+                "titan.fallbacks": [f.model.model_id for f in plan.fallbacks],
+                "titan.route_arm": decision.route_arm,
             }
         )
         if self._observer.record_prompts:
@@ -205,16 +234,15 @@ class ImageService(image_service_pb2_grpc.ImageServiceServicer):
         return await asyncio.to_thread(decode_request, request, self._registry)
 
     async def _rewrite(
-        self, request: pb.GenerateImagesRequest, decision: Decision, job: ImageJob
+        self, rewritten: pb.GenerateImagesRequest | None, decision: Decision, job: ImageJob
     ) -> ImageJob:
         """The job after the policy's rewrites, validated again (a rule cannot
         make the gateway send a request the model cannot run)."""
-        rewritten = rewrite_request(request, decision)
         if rewritten is None:
             return job
         try:
             return await self._decode(rewritten)
-        except InvalidRequest as exc:
+        except (InvalidRequest, TaskNotSupported) as exc:
             raise misconfigured(decision, exc) from exc
 
     async def _guardrail(
@@ -238,25 +266,29 @@ class ImageService(image_service_pb2_grpc.ImageServiceServicer):
             )
 
     async def _evaluate(
-        self, policy: Policy, tenant: Tenant, job: ImageJob, request: pb.GenerateImagesRequest
+        self,
+        policy: Policy,
+        tenant: Tenant,
+        job: ImageJob,
+        request: pb.GenerateImagesRequest,
+        request_key: str,
     ) -> Decision:
         now = datetime.now(UTC)
         # Usage facts cost ledger and limiter reads: only when a rule looks at them.
         usage = UsageFacts()
         if policy.reads_usage:
             usage = await self._admission.usage_facts(tenant, now)
-        return evaluate(policy, facts_for(tenant, job, request, usage), now)
+        return evaluate(policy, facts_for(tenant, job, request, usage, request_key), now)
 
     async def _keyed(
         self,
         request: pb.GenerateImagesRequest,
         tenant: Tenant,
-        job: ImageJob,
-        decision: Decision,
+        plan: Plan,
         deadline: float,
     ) -> AsyncIterator[pb.GenerateImagesResponse]:
         """A request with an idempotency key: replay a finished run, or run and record."""
-        key = job.client_request_id
+        key = plan.job.client_request_id
         earlier = await self._idempotency.claim(tenant.id, key, request_hash(request), deadline)
         if earlier is not None:
             for event in await self._idempotency.replay(earlier):
@@ -265,7 +297,7 @@ class ImageService(image_service_pb2_grpc.ImageServiceServicer):
                 yield event
             return
         recording = self._idempotency.recording(tenant.id, key)
-        run = Run(tenant, job, decision, request_id_for(tenant.id, key), deadline, recording)
+        run = _run(tenant, plan, request_id_for(tenant.id, key), deadline, recording)
         finished = False
         try:
             async for event in self._streamer.stream(run):
@@ -285,6 +317,25 @@ class ImageService(image_service_pb2_grpc.ImageServiceServicer):
         if remaining is None:
             remaining = self._default_timeout
         return time.monotonic() + min(remaining, self._default_timeout)
+
+
+def _run(
+    tenant: Tenant,
+    plan: Plan,
+    request_id: str,
+    deadline: float,
+    recording: Recording | None = None,
+) -> Run:
+    return Run(
+        tenant,
+        plan.job,
+        plan.decision,
+        request_id,
+        deadline,
+        recording,
+        fallbacks=plan.fallbacks,
+        prices=plan.prices,
+    )
 
 
 def _tenant() -> Tenant:

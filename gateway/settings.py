@@ -15,21 +15,13 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
-from gateway.models import ModelFamily, ModelRegistry, ModelSpec
+from gateway.enums import TaskType
+from gateway.registry import ModelRegistry, load_registry
 
 ENV_PREFIX = "TITAN_GW_"
 # The development policy shipped with the package: one demo tenant whose key
 # is documented in the README. Real deployments point policy_file elsewhere.
 DEV_POLICY = Path(__file__).resolve().parent.parent / "policies" / "examples" / "dev.yaml"
-
-
-class ModelEntry(BaseModel):
-    """One runnable model id and the family whose limits apply."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    id: str = Field(min_length=1, max_length=2048)
-    family: ModelFamily
 
 
 class EmulatorSettings(BaseModel):
@@ -63,14 +55,6 @@ class TelemetrySettings(BaseModel):
     metric_export_interval_ms: int = Field(10_000, gt=0)
 
 
-def _default_models() -> tuple[ModelEntry, ...]:
-    return (
-        ModelEntry(id="amazon.titan-image-generator-v2:0", family=ModelFamily.TITAN_V2),
-        ModelEntry(id="amazon.titan-image-generator-v1", family=ModelFamily.TITAN_V1),
-        ModelEntry(id="amazon.nova-canvas-v1:0", family=ModelFamily.NOVA_CANVAS),
-    )
-
-
 class Settings(BaseSettings):
     """Every gateway setting; the README's settings table mirrors this class."""
 
@@ -82,8 +66,16 @@ class Settings(BaseSettings):
     backend: Literal["emulator", "bedrock"] = "emulator"
     bedrock_region: str = "us-east-1"
     bedrock_endpoint_url: str | None = None
-    default_model_id: str = "amazon.titan-image-generator-v2:0"
-    models: tuple[ModelEntry, ...] = Field(default_factory=_default_models)
+    registry_file: Path | None = Field(
+        None,
+        description="the model registry YAML; default: the shipped gateway/registry/models.yaml",
+    )
+    default_models: dict[TaskType, str] = Field(
+        default_factory=dict, description="per-task default model ids, over the registry's"
+    )
+    default_model_id: str | None = Field(
+        None, description="one model as the default of every task it can run"
+    )
     backend_concurrency: int = Field(16, ge=1, le=1024)
     backend_max_attempts: int = Field(4, ge=1, le=10)
     backend_max_connections: int = Field(64, ge=1, le=1024)
@@ -109,9 +101,8 @@ class Settings(BaseSettings):
     telemetry: TelemetrySettings = Field(default_factory=TelemetrySettings)  # type: ignore[arg-type]
 
     @model_validator(mode="after")
-    def _default_model_is_listed(self) -> Settings:
-        if self.default_model_id not in {m.id for m in self.models}:
-            raise ValueError(f"default_model_id {self.default_model_id!r} is not in models")
+    def _registry_loads(self) -> Settings:
+        self.registry()  # a bad registry file or default fails at load, not per request
         return self
 
     def ledger_location(self) -> str:
@@ -122,9 +113,7 @@ class Settings(BaseSettings):
 
     def registry(self) -> ModelRegistry:
         """The model registry these settings describe."""
-        return ModelRegistry(
-            (ModelSpec(m.id, m.family) for m in self.models), self.default_model_id
-        )
+        return load_registry(self.registry_file, self.default_models, self.default_model_id)
 
     @classmethod
     def settings_customise_sources(

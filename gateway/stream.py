@@ -5,6 +5,10 @@ each image in the ledger before its `image` event is sent; on every exit
 release what is left (and the concurrency slot). If the client cancels,
 images whose backend call was already sent are settled as billed (Bedrock
 bills work it started; see the README), the rest is released.
+
+With a fallback chain the reservation covers the dearest model of the chain
+(the policy's estimate); each image is settled at the price of the model that
+actually made it, and the difference is released at the end.
 """
 
 from __future__ import annotations
@@ -13,8 +17,8 @@ import asyncio
 import hashlib
 import logging
 import time
-from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from gateway import events
@@ -42,6 +46,18 @@ class Run:
     request_id: str
     deadline: float  # time.monotonic() instant
     recording: Recording | None = None
+    # Fallback jobs (same request validated for each fallback model), in order.
+    fallbacks: tuple[ImageJob, ...] = ()
+    # Price per image of each model the chain may use (micro-USD).
+    prices: Mapping[str, int] = field(default_factory=dict)
+
+    @property
+    def chain(self) -> tuple[ImageJob, ...]:
+        return (self.job, *self.fallbacks)
+
+    def price_of(self, job: ImageJob) -> int:
+        """What one image made by `job`'s model costs."""
+        return self.prices.get(job.model.model_id, self.decision.price_per_image_micros)
 
 
 class Streamer:
@@ -65,7 +81,7 @@ class Streamer:
             run.tenant, run.request_id, run.job.config.count, run.decision.estimate_micros, _now()
         )
         renewer = asyncio.create_task(self._admission.keep_alive(ticket))
-        in_flight: set[int] = set()
+        in_flight: dict[int, ImageJob] = {}
         cancelled = False
         try:
             async for event in self._events(run, ticket, in_flight):
@@ -75,23 +91,30 @@ class Streamer:
             raise
         finally:
             renewer.cancel()
-            billable = in_flight - ticket.settled if cancelled else set()
+            billable = (
+                {i: j for i, j in in_flight.items() if i not in ticket.settled} if cancelled else {}
+            )
             await asyncio.shield(self._close(run, ticket, billable))
 
     async def _events(
-        self, run: Run, ticket: Ticket, in_flight: set[int]
+        self, run: Run, ticket: Ticket, in_flight: dict[int, ImageJob]
     ) -> AsyncIterator[pb.GenerateImagesResponse]:
-        job, price = run.job, run.decision.price_per_image_micros
+        job = run.job
         first = pb.GenerateImagesResponse(
-            accepted=events.accepted(job, run.decision, run.tenant.id, run.request_id)
+            accepted=events.accepted(
+                job, run.decision, run.tenant.id, run.request_id, run.fallbacks
+            )
         )
         yield await self._recorded(run, first)
         lost: list[ImageLost] = []
+        charged = 0
         began = time.perf_counter()
-        async for outcome in self._fanout.run(job, run.deadline, in_flight):
+        async for outcome in self._fanout.run(run.chain, run.deadline, in_flight):
             if isinstance(outcome, ImageReady):
-                await self._settle(run, ticket, outcome)
-                event = pb.GenerateImagesResponse(image=events.image(job, outcome, price))
+                price = run.price_of(outcome.job)
+                await self._settle(run, ticket, outcome, price)
+                charged += price
+                event = pb.GenerateImagesResponse(image=events.image(outcome, price))
                 if len(ticket.settled) == 1:
                     self._observer.instruments.time_to_first_image(
                         time.perf_counter() - began, run.tenant.id, job.model.model_id,
@@ -109,22 +132,25 @@ class Streamer:
         done = pb.Completed(
             images_delivered=len(ticket.settled),
             images_failed=len(lost),
-            cost_micros=price * len(ticket.settled),
+            cost_micros=charged,
         )
         yield await self._recorded(run, pb.GenerateImagesResponse(completed=done))
 
-    async def _settle(self, run: Run, ticket: Ticket, ready: ImageReady) -> None:
-        """Bill one image in the ledger, then count it: the cost metric is the
-        same integer the ledger settled."""
-        price = run.decision.price_per_image_micros
+    async def _settle(self, run: Run, ticket: Ticket, ready: ImageReady, price: int) -> None:
+        """Bill one image in the ledger at the price of the model that made it,
+        then count it: the cost metric is the same integer the ledger settled."""
         with self._observer.tracer.start_as_current_span("settle") as span:
             span.set_attribute("titan.image_index", ready.index)
             span.set_attribute("titan.cost_usd", price / 1e6)
-            await self._admission.settle(ticket, _usage(run, ready.index, price, ready.data))
-        self._count_image(run, "delivered", price)
+            span.set_attribute("gen_ai.response.model", ready.job.model.model_id)
+            record = _usage(run, ready.job, ready.index, price, ready.data)
+            await self._admission.settle(ticket, record)
+        self._count_image(run, "delivered", price, ready.job)
 
-    def _count_image(self, run: Run, outcome: ImageOutcome, cost_micros: int = 0) -> None:
-        job, instruments = run.job, self._observer.instruments
+    def _count_image(
+        self, run: Run, outcome: ImageOutcome, cost_micros: int = 0, made_by: ImageJob | None = None
+    ) -> None:
+        job, instruments = made_by or run.job, self._observer.instruments
         labels = (
             run.tenant.id,
             job.model.model_id,
@@ -132,9 +158,10 @@ class Streamer:
             job.config.quality.value,
             size_class(job.config.width, job.config.height),
         )
-        instruments.image(*labels, outcome)
+        arm = run.decision.route_arm
+        instruments.image(*labels, outcome, route_arm=arm)
         if cost_micros:
-            instruments.cost(cost_micros, *labels)
+            instruments.cost(cost_micros, *labels, route_arm=arm)
 
     async def _recorded(
         self, run: Run, event: pb.GenerateImagesResponse
@@ -146,16 +173,16 @@ class Streamer:
                 run.recording.add(event)
         return event
 
-    async def _close(self, run: Run, ticket: Ticket, billable: set[int]) -> None:
+    async def _close(self, run: Run, ticket: Ticket, billable: dict[int, ImageJob]) -> None:
         """Bill what the backend will charge for, release the rest. Never raises."""
         try:
-            price = run.decision.price_per_image_micros
-            for index in sorted(billable):
+            for index, job in sorted(billable.items()):
                 log.info(
                     "request %s cancelled: image %d was in flight, billed", run.request_id, index
                 )
-                await self._admission.settle(ticket, _usage(run, index, price, b""))
-                self._count_image(run, "failed", price)
+                price = run.price_of(job)
+                await self._admission.settle(ticket, _usage(run, job, index, price, b""))
+                self._count_image(run, "failed", price, job)
             await self._admission.finish(ticket)
         except Exception:  # the lease returns the budget if this fails; say so loudly
             log.exception("request %s: could not release its reservation", run.request_id)
@@ -165,8 +192,7 @@ def _lost_outcome(lost: ImageLost) -> ImageOutcome:
     return "filtered" if isinstance(lost.error, ImageFiltered) else "failed"
 
 
-def _usage(run: Run, index: int, price: int, data: bytes) -> UsageRecord:
-    job = run.job
+def _usage(run: Run, job: ImageJob, index: int, price: int, data: bytes) -> UsageRecord:
     return UsageRecord(
         tenant=run.tenant.id,
         request_id=run.request_id,
@@ -179,6 +205,7 @@ def _usage(run: Run, index: int, price: int, data: bytes) -> UsageRecord:
         cost_micros=price,
         image_sha256=hashlib.sha256(data).hexdigest() if data else "",
         created_at=_now(),
+        route_arm=run.decision.route_arm,
     )
 
 

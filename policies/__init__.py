@@ -13,7 +13,7 @@ The file format is documented in the README (Policy file); CEL variables in
 """
 
 from policies.conditions import declared_variables
-from policies.decision import Decision, Rewrite, ShadowResult
+from policies.decision import Decision, Rewrite, RouteSplit, ShadowResult
 from policies.engine import evaluate
 from policies.explain import explain
 from policies.facts import Facts, RequestFacts, TenantFacts, UsageFacts
@@ -39,6 +39,7 @@ __all__ = [
     "Quotas",
     "RequestFacts",
     "Rewrite",
+    "RouteSplit",
     "Rule",
     "ShadowResult",
     "Tenant",

@@ -10,14 +10,15 @@ from types import MappingProxyType
 from policies.conditions import Condition
 from policies.moderation import Moderator
 from policies.policy import GuardrailRef, Policy
-from policies.pricing import ModelPrice, PriceTable, SizeClass, default_price_table
-from policies.rules import Deny, Effect, Limit, Route, Rule, SetFields
+from policies.pricing import ModelPrice, PriceTable, SizeClass
+from policies.rules import Deny, Effect, Limit, Route, Rule, SetFields, Split
 from policies.schema import (
     BudgetSpec,
     ModelPriceSpec,
     ModerationSpec,
     PolicyDocument,
     QuotasSpec,
+    RouteSpec,
     RuleSpec,
     SizeClassSpec,
     TenantSpec,
@@ -32,14 +33,16 @@ def build_policy(
     conditions: Mapping[int, Condition],
     moderator: Moderator,
     text: str,
+    base_prices: PriceTable,
 ) -> Policy:
-    """The policy `document` describes, with its rules' compiled `when`s and its moderator."""
+    """The policy `document` describes, with its rules' compiled `when`s and its moderator;
+    its `pricing` entries override `base_prices` model by model."""
     tenants = {t.id: _tenant(t, document.tiers[t.tier]) for t in document.tenants}
     moderation = document.moderation
     return Policy(
         tenants=MappingProxyType(tenants),
         rules=tuple(_rule(r, conditions.get(i)) for i, r in enumerate(document.rules)),
-        pricing=_prices(document.pricing),
+        pricing=base_prices.overridden(_price(s) for s in document.pricing or ()),
         moderator=moderator,
         guardrail=_guardrail(moderation),
         digest=hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest(),
@@ -89,14 +92,21 @@ def _effect(spec: RuleSpec) -> Effect:
     if spec.limit is not None:
         return Limit(**spec.limit.model_dump())
     if spec.route is not None:
-        return Route(spec.route)
+        return _route(spec.route)
     raise AssertionError(f"rule {spec.name} has no effect; checks should have caught it")
 
 
-def _prices(specs: list[ModelPriceSpec] | None) -> PriceTable:
-    if specs is None:
-        return default_price_table()
-    return PriceTable.of(ModelPrice(s.model, tuple(_size(c) for c in s.sizes)) for s in specs)
+def _route(spec: RouteSpec) -> Route:
+    split = spec.split
+    return Route(
+        model=spec.model,
+        split=Split(split.model, split.share, split.sticky) if split is not None else None,
+        fallback=tuple(spec.fallback),
+    )
+
+
+def _price(spec: ModelPriceSpec) -> ModelPrice:
+    return ModelPrice(spec.model, tuple(_size(c) for c in spec.sizes))
 
 
 def _size(spec: SizeClassSpec) -> SizeClass:

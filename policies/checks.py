@@ -34,8 +34,9 @@ from policies.schema import (
 class Sections:
     """The valid entries of each section, with their index in the file.
 
-    `tier_names` and `priced_models` hold every name the file mentions, valid
+    `tier_names` and `price_names` hold every name the file mentions, valid
     entry or not, so an invalid tier is not also reported as an unknown one.
+    `priced_models` is `price_names` and the base price table's models.
     """
 
     admin_keys: tuple[tuple[int, str], ...]
@@ -43,6 +44,7 @@ class Sections:
     tier_names: frozenset[str]
     tenants: tuple[tuple[int, TenantSpec], ...]
     pricing: tuple[tuple[int, ModelPriceSpec], ...] | None
+    price_names: frozenset[str]
     priced_models: frozenset[str]
     rules: tuple[tuple[int, RuleSpec], ...]
     moderation: ModerationSpec | None
@@ -117,7 +119,7 @@ def _budget_order(budget: BudgetSpec, loc: Loc) -> Iterator[Finding]:
 def _pricing(sections: Sections) -> Iterator[Finding]:
     if sections.pricing is None:
         return
-    if not sections.pricing and not sections.priced_models:
+    if not sections.pricing and not sections.price_names:
         yield Finding(("pricing",), "lists no models; omit pricing to use the default prices")
     pairs = ((p.model, ("pricing", i, "model")) for i, p in sections.pricing)
     yield from first_use(pairs, "price entry for model")

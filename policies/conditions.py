@@ -7,7 +7,13 @@ A rule's `when` is a CEL expression (https://cel.dev) over these variables::
     tenant.labels                 list(string)
     request.task                  string  TEXT_IMAGE, INPAINTING, OUTPAINTING,
                                           IMAGE_VARIATION, BACKGROUND_REMOVAL,
-                                          COLOR_GUIDED_GENERATION
+                                          COLOR_GUIDED_GENERATION, IMAGE_TO_IMAGE,
+                                          FAST_UPSCALE, CONSERVATIVE_UPSCALE,
+                                          CREATIVE_UPSCALE, SEARCH_AND_REPLACE,
+                                          SEARCH_AND_RECOLOR, ERASE_OBJECT,
+                                          EXPAND_CANVAS, STYLE_GUIDE, STYLE_TRANSFER,
+                                          CONTROL_SKETCH, CONTROL_STRUCTURE,
+                                          VIRTUAL_TRY_ON (policies.facts.TASKS)
     request.model                 string  e.g. "amazon.nova-canvas-v1:0"
     request.width                 int     output width in pixels
     request.height                int     output height in pixels

@@ -34,6 +34,23 @@ class ShadowResult:
 
 
 @dataclass(frozen=True)
+class RouteSplit:
+    """The A/B split of the route rule that decided the model, and this request's arm.
+
+    `sticky` is the kind the rule asks for (``tenant`` or ``request``);
+    `keyed_by` the kind the bucket was drawn from (``tenant`` when a
+    ``request`` split had no request key). `treatment`: sent to `model`.
+    """
+
+    rule: str
+    model: str
+    share: float
+    sticky: str
+    keyed_by: str
+    treatment: bool
+
+
+@dataclass(frozen=True)
 class Decision:
     """Allowed or denied; the request as rewritten; everything that led there.
 
@@ -42,6 +59,16 @@ class Decision:
     ``pricing`` or ``request``) and a zero price and estimate: nothing will be
     spent. `moderation` is the verdict on the prompt texts; it is a pass
     (``blocked=False``) when a rule denied the request before moderation ran.
+
+    Routing: the last enforced `route` rule that applied sets `route_arm`
+    (``<rule>:<model>`` when it has an A/B split, on either arm; else empty),
+    `route_split` (the split and the arm, for `explain`) and `fallbacks` (its
+    fallback chain without the chosen model). `model_prices` is (model, price
+    per image) for the chosen model and then each fallback, at the request's
+    size and quality; `price_per_image_micros` is the chosen model's price, and
+    `estimate_micros` the dearest price in the chain times the image count, so
+    a reservation covers whichever model ends up serving. A denied decision
+    has no model prices.
     """
 
     allowed: bool
@@ -54,3 +81,7 @@ class Decision:
     moderation: ModerationVerdict
     price_per_image_micros: int
     estimate_micros: int
+    route_arm: str = ""
+    fallbacks: tuple[str, ...] = ()
+    model_prices: tuple[tuple[str, int], ...] = ()
+    route_split: RouteSplit | None = None

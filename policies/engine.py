@@ -4,7 +4,8 @@ Order: the rules in file order (an enforced rule rewrites the request for the
 rules after it; a shadow rule is recorded against the request as it stands and
 changes nothing); the first enforced deny, or an enforced rule whose condition
 cannot be evaluated, stops there. Then moderation of the prompt texts, then the
-price of the final request. Any of them can deny; a denial costs nothing.
+price of the final request and of every fallback model the last enforced route
+rule left it. Any of them can deny; a denial costs nothing.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from policies.decision import Decision, Rewrite, ShadowResult
 from policies.facts import Facts, RequestFacts
 from policies.moderation import ModerationVerdict
 from policies.policy import Policy
+from policies.routing import RouteChoice
 from policies.rules import Outcome, Rule, apply_rule
 
 _NOT_CHECKED = ModerationVerdict(blocked=False)
@@ -32,6 +34,7 @@ class _Run:
     matched: list[str] = field(default_factory=list)
     denied_by: str | None = None
     message: str = ""
+    route: RouteChoice | None = None
     _data: tuple[RequestFacts, dict[str, object]] | None = None
 
     def data(self, facts: Facts) -> dict[str, object]:
@@ -41,8 +44,13 @@ class _Run:
         return self._data[1]
 
     def decide(
-        self, moderation: ModerationVerdict = _NOT_CHECKED, price: int = 0, count: int = 0
+        self,
+        moderation: ModerationVerdict = _NOT_CHECKED,
+        prices: tuple[tuple[str, int], ...] = (),
     ) -> Decision:
+        """The decision; `prices` (chosen model first, then its fallbacks) when allowed."""
+        route = self.route or RouteChoice(self.request.model)
+        dearest = max((p for _, p in prices), default=0)
         return Decision(
             allowed=self.denied_by is None,
             request=self.request,
@@ -52,8 +60,12 @@ class _Run:
             denied_by=self.denied_by,
             message=self.message or "allowed",
             moderation=moderation,
-            price_per_image_micros=price,
-            estimate_micros=price * count,
+            price_per_image_micros=prices[0][1] if prices else 0,
+            estimate_micros=dearest * self.request.count,
+            route_arm=route.arm,
+            fallbacks=route.fallbacks,
+            model_prices=prices,
+            route_split=route.split,
         )
 
     def deny(self, by: str, message: str) -> None:
@@ -94,7 +106,7 @@ def _step(run: _Run, rule: Rule, facts: Facts) -> None:
     if isinstance(hit, EvalError):
         _failed(run, rule, hit)
     elif hit:
-        outcome = apply_rule(rule, run.request, facts.size_options)
+        outcome = apply_rule(rule, run.request, facts.size_options, facts.tenant.id)
         if rule.shadow:
             run.shadow.append(ShadowResult(rule.name, rule.effect.kind, _would(outcome)))
         else:
@@ -116,6 +128,8 @@ def _enforce(run: _Run, rule: Rule, outcome: Outcome) -> None:
         return
     run.request = outcome.request
     run.rewrites.extend(outcome.rewrites)
+    if outcome.route is not None:  # the last route rule's arm and fallbacks stand
+        run.route = outcome.route
 
 
 def _would(outcome: Outcome) -> str:
@@ -123,8 +137,15 @@ def _would(outcome: Outcome) -> str:
     if outcome.denial is not None:
         return f"would deny: {outcome.denial}"
     if not outcome.rewrites:
-        return "would change nothing"
-    return "would set " + ", ".join(f"{r.field}: {r.old} -> {r.new}" for r in outcome.rewrites)
+        would = "would change nothing"
+    else:
+        would = "would set " + ", ".join(f"{r.field}: {r.old} -> {r.new}" for r in outcome.rewrites)
+    route = outcome.route
+    if route is not None and route.split is not None:
+        would += f"; arm {route.arm} ({'treatment' if route.split.treatment else 'control'})"
+    if route is not None and route.fallbacks:
+        would += f"; fallback {', '.join(route.fallbacks)}"
+    return would
 
 
 def _blocked_message(verdict: ModerationVerdict) -> str:
@@ -134,13 +155,21 @@ def _blocked_message(verdict: ModerationVerdict) -> str:
 
 
 def _priced(run: _Run, policy: Policy, verdict: ModerationVerdict) -> Decision:
+    """Price the chosen model and each fallback at the request's size and quality."""
     request = run.request
-    price = policy.price_micros(request.model, request.width, request.height, request.quality)
-    if price is not None:
-        return run.decide(verdict, price, request.count)
-    if request.model in policy.pricing:
-        size = f"{request.width}x{request.height} {request.quality}"
-        run.deny("pricing", f"no price for model {request.model} at {size}")
-    else:
-        run.deny("pricing", f"no price for model {request.model}")
-    return run.decide(verdict)
+    fallbacks = run.route.fallbacks if run.route is not None else ()
+    prices: list[tuple[str, int]] = []
+    for model in (request.model, *fallbacks):
+        price = policy.price_micros(model, request.width, request.height, request.quality)
+        if price is None:
+            run.deny("pricing", _no_price(policy, model, request, fallback=bool(prices)))
+            return run.decide(verdict)
+        prices.append((model, price))
+    return run.decide(verdict, tuple(prices))
+
+
+def _no_price(policy: Policy, model: str, request: RequestFacts, *, fallback: bool) -> str:
+    what = f"fallback model {model}" if fallback else f"model {model}"
+    if model in policy.pricing:
+        return f"no price for {what} at {request.width}x{request.height} {request.quality}"
+    return f"no price for {what}"

@@ -4,15 +4,17 @@ from __future__ import annotations
 
 from policies.decision import Decision, Rewrite
 from policies.money import format_usd
+from policies.routing import percent
 
 
 def explain(decision: Decision) -> str:
-    """Outcome, each matched rule and what it did, shadow rules, moderation, price."""
+    """Outcome, each matched rule and what it did, shadow rules, routing, moderation, price."""
     lines = [_headline(decision), f"request: {_request(decision)}", "rules matched:"]
     lines += [f"  {name}: {_did(decision, name)}" for name in decision.matched] or ["  (none)"]
     if decision.shadow:
         lines.append("shadow rules (recorded, not applied):")
         lines += [f"  {s.rule} ({s.effect}): {s.outcome}" for s in decision.shadow]
+    lines += _routing(decision)
     lines.append(f"moderation: {_moderation(decision)}")
     lines.append(f"price: {_price(decision)}")
     return "\n".join(lines)
@@ -43,6 +45,26 @@ def _change(rewrite: Rewrite) -> str:
     return f"set {rewrite.field} {rewrite.old} -> {rewrite.new}"
 
 
+def _routing(decision: Decision) -> list[str]:
+    """The A/B split the request went through, and its fallback chain with prices."""
+    lines = []
+    split = decision.route_split
+    if split is not None:
+        sticky = f"sticky by {split.sticky}"
+        if split.keyed_by != split.sticky:
+            sticky += f"; no {split.sticky} key, so by {split.keyed_by}"
+        arm = "treatment" if split.treatment else "control"
+        lines.append(
+            f"route: {split.rule} split {percent(split.share)} -> {split.model}"
+            f" ({sticky}), this request: {arm}"
+        )
+    prices = dict(decision.model_prices)
+    for model in decision.fallbacks:
+        price = f" ({format_usd(prices[model])})" if model in prices else ""
+        lines.append(f"fallback: {model}{price}")
+    return lines
+
+
 def _moderation(decision: Decision) -> str:
     verdict = decision.moderation
     if verdict.blocked:
@@ -57,4 +79,9 @@ def _price(decision: Decision) -> str:
         return "nothing is charged (denied)"
     count = decision.request.count
     each = format_usd(decision.price_per_image_micros)
-    return f"{each} per image x {count} = {format_usd(decision.estimate_micros)}"
+    charged = f"{each} per image x {count} = {format_usd(decision.price_per_image_micros * count)}"
+    if decision.estimate_micros == decision.price_per_image_micros * count:
+        return charged
+    dearest = format_usd(max(price for _, price in decision.model_prices))
+    reserved = format_usd(decision.estimate_micros)
+    return f"{charged}; {reserved} reserved (a fallback may cost up to {dearest} per image)"

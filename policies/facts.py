@@ -1,8 +1,8 @@
 """The facts a decision is made from: tenant, request, usage so far, prompt texts.
 
 The gateway builds these from a validated request; the engine never sees
-protobuf. Every field here is visible to rule conditions (see
-`policies.conditions` for the CEL names).
+protobuf. Every field here except `RequestFacts.request_key` is visible to
+rule conditions (see `policies.conditions` for the CEL names).
 """
 
 from __future__ import annotations
@@ -18,10 +18,42 @@ TASKS = (
     "IMAGE_VARIATION",
     "BACKGROUND_REMOVAL",
     "COLOR_GUIDED_GENERATION",
+    "IMAGE_TO_IMAGE",
+    "FAST_UPSCALE",
+    "CONSERVATIVE_UPSCALE",
+    "CREATIVE_UPSCALE",
+    "SEARCH_AND_REPLACE",
+    "SEARCH_AND_RECOLOR",
+    "ERASE_OBJECT",
+    "EXPAND_CANVAS",
+    "STYLE_GUIDE",
+    "STYLE_TRANSFER",
+    "CONTROL_SKETCH",
+    "CONTROL_STRUCTURE",
+    "VIRTUAL_TRY_ON",
 )
-# Tasks whose output is the size of the input image: a size limit cannot be
-# met by asking for a smaller output, only by refusing the request.
-FIXED_SIZE_TASKS = frozenset({"INPAINTING", "OUTPAINTING", "BACKGROUND_REMOVAL"})
+# Tasks whose output size follows the input image (the same size, or a fixed
+# multiple or extension of it): a size limit cannot be met by asking for a
+# smaller output, only by refusing the request.
+FIXED_SIZE_TASKS = frozenset(
+    {
+        "INPAINTING",
+        "OUTPAINTING",
+        "BACKGROUND_REMOVAL",
+        "SEARCH_AND_REPLACE",
+        "SEARCH_AND_RECOLOR",
+        "ERASE_OBJECT",
+        "VIRTUAL_TRY_ON",
+        "STYLE_TRANSFER",
+        "CONTROL_SKETCH",
+        "CONTROL_STRUCTURE",
+        "IMAGE_TO_IMAGE",
+        "FAST_UPSCALE",
+        "CONSERVATIVE_UPSCALE",
+        "CREATIVE_UPSCALE",
+        "EXPAND_CANVAS",
+    }
+)
 QUALITIES = ("standard", "premium")
 
 
@@ -36,7 +68,12 @@ class TenantFacts:
 
 @dataclass(frozen=True)
 class RequestFacts:
-    """What is asked for. `quality` is "standard" or "premium"."""
+    """What is asked for. `quality` is "standard" or "premium".
+
+    `request_key` is not a condition variable: it keys `route` splits that are
+    ``sticky: request`` (the gateway sets it to the caller's client request
+    id, or its own request id); empty means "bucket by tenant instead".
+    """
 
     task: str
     model: str
@@ -48,6 +85,7 @@ class RequestFacts:
     negative_prompt_length: int = 0
     input_images: int = 0
     cfg_scale: float = 0.0
+    request_key: str = ""
 
     @property
     def pixels(self) -> int:

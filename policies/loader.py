@@ -20,7 +20,7 @@ from policies.build import build_policy
 from policies.checks import Sections, check_entries, compile_moderator
 from policies.conditions import new_environment
 from policies.policy import Policy
-from policies.pricing import DEFAULT_PRICES
+from policies.pricing import PriceTable, default_price_table
 from policies.problems import Finding, PolicyError, PolicyProblem, describe, render_path
 from policies.rule_checks import check_rules
 from policies.schema import (
@@ -36,8 +36,16 @@ from policies.schema_errors import findings as schema_findings
 from policies.yamltext import Parsed, duplicate_keys, parse, position_of
 
 
-def load_policy(text: str, source: str = "policy.yaml") -> Policy:
-    """Parse, validate and compile a policy file; raise PolicyError with every problem."""
+def load_policy(
+    text: str, source: str = "policy.yaml", default_prices: PriceTable | None = None
+) -> Policy:
+    """Parse, validate and compile a policy file; raise PolicyError with every problem.
+
+    `default_prices` is the base price table (None: `DEFAULT_PRICES`); each
+    model the file's `pricing` lists replaces that model's base entry, and
+    every other model keeps its base price.
+    """
+    base = default_prices if default_prices is not None else default_price_table()
     parsed = parse(text, source)
     found = duplicate_keys(parsed.root)
     if not isinstance(parsed.data, dict):
@@ -47,13 +55,13 @@ def load_policy(text: str, source: str = "policy.yaml") -> Policy:
         document = PolicyDocument.model_validate(parsed.data)
     except ValidationError as exc:
         found += schema_findings(exc, PolicyDocument)
-    sections = _sections(parsed.data)
+    sections = _sections(parsed.data, base)
     conditions, rule_findings = check_rules(new_environment(), sections, parsed.root)
     moderator, moderation_findings = compile_moderator(sections.moderation)
     found += check_entries(sections) + rule_findings + moderation_findings
     if found or document is None or moderator is None:
         raise PolicyError(_problems(parsed, source, found))
-    return build_policy(document, conditions, moderator, text)
+    return build_policy(document, conditions, moderator, text, base)
 
 
 def _not_a_mapping(data: object) -> Finding:
@@ -79,19 +87,20 @@ def _position(parsed: Parsed, finding: Finding) -> tuple[int, int]:
     return line, column
 
 
-def _sections(data: dict[Any, Any]) -> Sections:
+def _sections(data: dict[Any, Any], base: PriceTable) -> Sections:
     """Each section's entries that are valid on their own (errors are reported elsewhere)."""
     tiers = data.get("tiers")
     tiers = tiers if isinstance(tiers, dict) else {}
     pricing = data.get("pricing")
-    priced = _names(pricing, "model") if pricing is not None else {p.model for p in DEFAULT_PRICES}
+    listed = _names(pricing, "model")
     return Sections(
         admin_keys=_valid_items(data.get("admin_keys"), TypeAdapter(KeyHash)),
         tiers=_valid_values(tiers, TierSpec),
         tier_names=frozenset(k for k in tiers if isinstance(k, str)),
         tenants=_valid_items(data.get("tenants"), TypeAdapter(TenantSpec)),
         pricing=_valid_items(pricing, TypeAdapter(ModelPriceSpec)) if pricing is not None else None,
-        priced_models=frozenset(priced),
+        price_names=frozenset(listed),
+        priced_models=frozenset(listed | set(base.models)),
         rules=_valid_items(data.get("rules"), TypeAdapter(RuleSpec)),
         moderation=_valid(data.get("moderation", {}), ModerationSpec),
     )

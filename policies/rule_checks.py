@@ -1,5 +1,6 @@
 """Checks on the rules: one effect each, conditions that compile to a bool,
-names, routes to priced models, rules that can never run, rules that fight."""
+names, routes (split and fallback included) to priced models, rules that can
+never run, rules that fight."""
 
 from __future__ import annotations
 
@@ -11,7 +12,8 @@ from yaml.nodes import Node, ScalarNode
 from policies.checks import Sections, first_use
 from policies.conditions import Condition, ConditionInvalid, compile_condition
 from policies.problems import Finding, Loc, describe
-from policies.schema import RuleSpec
+from policies.routing import percent
+from policies.schema import RouteSpec, RuleSpec
 from policies.yamltext import line_of, node_at
 
 IndexedRules = Sequence[tuple[int, RuleSpec]]
@@ -51,9 +53,33 @@ def _effects(i: int, rule: RuleSpec, priced: frozenset[str]) -> Iterator[Finding
     if rule.limit is not None and not rule.limit.model_fields_set:
         reason = "limit needs at least one of max_images, max_width, max_height"
         yield Finding(("rules", i, "limit"), reason)
-    if rule.route is not None and rule.route not in priced:
-        reason = f"routes to model '{rule.route}', which has no price (add it under pricing)"
-        yield Finding(("rules", i, "route"), reason)
+    if rule.route is not None:
+        yield from _route(("rules", i, "route"), rule.route, priced)
+
+
+def _route(loc: Loc, route: RouteSpec, priced: frozenset[str]) -> Iterator[Finding]:
+    """A route's models: each priced, the fallback chain without repeats, a split that splits."""
+    if route.short_form:  # `route: <model id>`: the problem is at the key itself
+        yield from _unpriced(loc, "routes to", route.model, priced)
+        return
+    if route.model is None and route.split is None and not route.fallback:
+        yield Finding(loc, "route needs at least one of model, split, fallback")
+    yield from _unpriced((*loc, "model"), "routes to", route.model, priced)
+    if route.split is not None:
+        split = (*loc, "split", "model")
+        if route.split.model == route.model:
+            reason = f"split.model is the same as model ('{route.model}'): both arms would use it"
+            yield Finding(split, reason)
+        yield from _unpriced(split, "splits to", route.split.model, priced)
+    chain = [(model, (*loc, "fallback", k)) for k, model in enumerate(route.fallback)]
+    for model, at in chain:
+        yield from _unpriced(at, "falls back to", model, priced)
+    yield from first_use(chain, "fallback model")
+
+
+def _unpriced(loc: Loc, verb: str, model: str | None, priced: frozenset[str]) -> Iterator[Finding]:
+    if model is not None and model not in priced:
+        yield Finding(loc, f"{verb} model '{model}', which has no price (add it under pricing)")
 
 
 def _cel_findings(loc: Loc, exc: ConditionInvalid, root: Node | None) -> list[Finding]:
@@ -117,8 +143,9 @@ def _contradictions(rules: IndexedRules) -> Iterator[Finding]:
 
 def _conflicts(j: int, first: RuleSpec, i: int, rule: RuleSpec) -> Iterator[Finding]:
     against = f"contradicts rule '{first.name}' (rules[{j}]): under the same condition"
-    if first.route is not None and rule.route is not None and first.route != rule.route:
-        both = f"that rule routes to '{first.route}' and this one to '{rule.route}'"
+    routed, rerouted = first.route, rule.route
+    if routed is not None and rerouted is not None and _effective(routed) != _effective(rerouted):
+        both = f"that rule routes to {_shown(routed)} and this one to {_shown(rerouted)}"
         yield Finding(("rules", i, "route"), f"{against} {both}")
     if first.set_ is None or rule.set_ is None:
         return
@@ -128,3 +155,22 @@ def _conflicts(j: int, first: RuleSpec, i: int, rule: RuleSpec) -> Iterator[Find
             both = f"that rule sets {name} to {describe(theirs[name])}"
             both += f" and this one to {describe(ours[name])}"
             yield Finding(("rules", i, "set", name), f"{against} {both}")
+
+
+def _effective(route: RouteSpec) -> tuple[object, ...]:
+    """What a route does, however it is written (`route: m` is `route: {model: m}`)."""
+    split = route.split
+    arms = (split.model, split.share, split.sticky) if split is not None else None
+    return route.model, arms, tuple(route.fallback)
+
+
+def _shown(route: RouteSpec) -> str:
+    """``'m'``, or ``'m' (30% to 'u' by tenant; fallback 'c')`` for the mapping form."""
+    shown = f"'{route.model}'" if route.model is not None else "the request's model"
+    extras = []
+    if route.split is not None:
+        split = route.split
+        extras.append(f"{percent(split.share)} to '{split.model}' by {split.sticky}")
+    if route.fallback:
+        extras.append("fallback " + ", ".join(f"'{m}'" for m in route.fallback))
+    return f"{shown} ({'; '.join(extras)})" if extras else shown

@@ -1,8 +1,8 @@
 """Rules and their effects: what one rule does to a request when its condition holds.
 
 Every effect is a pure function of the request (and, for `limit`, the model's
-allowed sizes) to an `Outcome`: the new request and the rewrites that made
-it, or a denial message.
+allowed sizes; for `route`, the tenant id its split may be keyed by) to an
+`Outcome`: the new request and the rewrites that made it, or a denial message.
 """
 
 from __future__ import annotations
@@ -14,7 +14,21 @@ from typing import Any, ClassVar
 from policies.conditions import Condition
 from policies.decision import Rewrite
 from policies.facts import FIXED_SIZE_TASKS, RequestFacts
+from policies.routing import Route, RouteChoice, Split, choose
 from policies.sizing import Size, nearest_allowed, scale_down, within
+
+__all__ = [
+    "SETTABLE",
+    "Deny",
+    "Effect",
+    "Limit",
+    "Outcome",
+    "Route",
+    "Rule",
+    "SetFields",
+    "Split",
+    "apply_rule",
+]
 
 SETTABLE = ("quality", "count", "width", "height", "cfg_scale")
 
@@ -45,14 +59,6 @@ class Limit:
     max_height: int | None = None
 
 
-@dataclass(frozen=True)
-class Route:
-    """Send the request to another model."""
-
-    kind: ClassVar[str] = "route"
-    model: str
-
-
 Effect = Deny | SetFields | Limit | Route
 
 
@@ -76,15 +82,19 @@ class Rule:
 
 @dataclass(frozen=True)
 class Outcome:
-    """The request after one rule, the rewrites that made it, or a denial."""
+    """The request after one rule, the rewrites that made it, or a denial;
+    for a `route` rule, also where it sent the request (arm, fallbacks)."""
 
     request: RequestFacts
     rewrites: tuple[Rewrite, ...] = ()
     denial: str | None = None
+    route: RouteChoice | None = None
 
 
-def apply_rule(rule: Rule, request: RequestFacts, sizes: Sequence[Size] | None) -> Outcome:
-    """What `rule`'s effect does to `request`."""
+def apply_rule(
+    rule: Rule, request: RequestFacts, sizes: Sequence[Size] | None, tenant: str = ""
+) -> Outcome:
+    """What `rule`'s effect does to `request` (of the tenant with id `tenant`)."""
     effect = rule.effect
     if isinstance(effect, Deny):
         return Outcome(request, denial=effect.message)
@@ -92,7 +102,8 @@ def apply_rule(rule: Rule, request: RequestFacts, sizes: Sequence[Size] | None) 
         return _set(rule.name, effect, request, sizes)
     if isinstance(effect, Limit):
         return _limit(rule.name, effect, request, sizes)
-    return _change(rule.name, request, (("model", effect.model),))
+    choice = choose(rule.name, effect, request, tenant)
+    return replace(_change(rule.name, request, (("model", choice.model),)), route=choice)
 
 
 def _change(rule: str, request: RequestFacts, values: Sequence[tuple[str, object]]) -> Outcome:

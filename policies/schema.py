@@ -10,9 +10,17 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from typing import Annotated, Literal, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidatorFunctionWrapHandler,
+    model_validator,
+)
 from pydantic_core import PydanticCustomError
 
 from policies.money import usd_to_micros
@@ -78,6 +86,15 @@ def _usd_or_null(value: object) -> int | None:
     return None if value is None else _usd(value)
 
 
+def _share(value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise _fail(f"expected a number, got {describe(value)}")
+    if not 0 < value < 1:  # NaN fails this too
+        reason = "a share is a fraction more than 0 and less than 1 (0.3 sends 30%)"
+        raise _fail(f"{reason}, got {describe(value)}")
+    return float(value)
+
+
 def _version(value: object) -> int:
     if type(value) is not int or value != 1:
         raise _fail(f"unsupported policy version {describe(value)}; this gateway reads version 1")
@@ -101,6 +118,7 @@ UsdOrNull = Annotated[int | None, BeforeValidator(_usd_or_null)]
 PositiveCount = Annotated[int, Field(ge=1)]
 Side = Annotated[int, Field(ge=16)]
 Fraction = Annotated[float, Field(gt=0, le=1, allow_inf_nan=False)]
+Share = Annotated[float, BeforeValidator(_share)]
 
 
 class Spec(BaseModel):
@@ -163,6 +181,44 @@ class LimitSpec(Spec):
     max_height: Side | None = None
 
 
+class SplitSpec(Spec):
+    model: ModelId
+    share: Share
+    sticky: Literal["tenant", "request"] = "tenant"
+
+
+class RouteSpec(Spec):
+    """``route: <model id>`` (read as ``{model: <model id>}``) or the mapping form."""
+
+    model: ModelId | None = None
+    split: SplitSpec | None = None
+    fallback: list[ModelId] = []
+    _short: bool = PrivateAttr(default=False)
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _either_form(cls, value: Any, handler: ValidatorFunctionWrapHandler) -> RouteSpec:
+        if isinstance(value, str):
+            spec: RouteSpec = handler({"model": _model_id(value)})
+            spec._short = True
+            return spec
+        if not isinstance(value, dict | RouteSpec):
+            expected = "a model id or a mapping with model, split, fallback"
+            raise _fail(f"expected {expected}, got {describe(value)}")
+        routed: RouteSpec = handler(value)
+        return routed
+
+    @property
+    def short_form(self) -> bool:
+        """Whether the file wrote ``route: <model id>``."""
+        return self._short
+
+    def models(self) -> list[str]:
+        """Every model this route may send a request to: model, split, fallbacks."""
+        split = [self.split.model] if self.split is not None else []
+        return [*([self.model] if self.model is not None else []), *split, *self.fallback]
+
+
 class RuleSpec(Spec):
     name: RuleName
     description: str = ""
@@ -171,7 +227,7 @@ class RuleSpec(Spec):
     deny: Annotated[str, Field(min_length=1)] | None = None
     set_: SetSpec | None = Field(None, alias="set")
     limit: LimitSpec | None = None
-    route: ModelId | None = None
+    route: RouteSpec | None = None
 
     def effects(self) -> list[str]:
         """The effect keys this rule has (exactly one when valid)."""

@@ -21,6 +21,7 @@ CHANNEL_OPTIONS = [
 ]
 
 GatewayFactory = Callable[..., Any]
+TITAN_V2 = "amazon.titan-image-generator-v2:0"
 
 
 @pytest.fixture
@@ -29,6 +30,10 @@ async def make_gateway(tmp_path: Path) -> AsyncIterator[GatewayFactory]:
     started: list[RunningGateway] = []
 
     async def make(telemetry: Any = None, **overrides: Any) -> RunningGateway:
+        # The suite predating the Stability models speaks Titan v2 when a
+        # request names no model; tests of the shipped defaults pass
+        # default_model_id=None.
+        overrides.setdefault("default_model_id", TITAN_V2)
         settings = load_settings(listen="127.0.0.1:0", data_dir=tmp_path, **overrides)
         gateway = await start_gateway(settings, telemetry=telemetry)
         started.append(gateway)

@@ -38,11 +38,15 @@ async def test_serve_comes_up_serves_and_stops_on_sigterm(tmp_path: Path) -> Non
             reply = await health.Check(health_pb2.HealthCheckRequest())
             assert reply.status == health_pb2.HealthCheckResponse.SERVING
             stub = image_service_pb2_grpc.ImageServiceStub(channel)
+            # The shipped defaults: text to image runs on SD3.5 Large, which
+            # takes an aspect ratio rather than a size.
             request = pb.GenerateImagesRequest(
                 text_to_image=tasks.TextToImageTask(text="a red fox"),
-                config=tasks.ImageGenerationConfig(width=512, height=512),
+                config=tasks.ImageGenerationConfig(aspect_ratio="16:9"),
             )
-            assert len((await collect(stub.GenerateImages(request))).images) == 1
+            result = await collect(stub.GenerateImages(request))
+            assert result.accepted.model_id == "stability.sd3-5-large-v1:0"
+            assert [(i.width, i.height) for i in result.images.values()] == [(1344, 768)]
         proc.send_signal(signal.SIGTERM)
         assert await asyncio.wait_for(proc.wait(), timeout=30) == 0
     finally:

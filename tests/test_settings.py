@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from gateway.models import ModelFamily
+from gateway.enums import Dialect, TaskType
 from gateway.settings import load_settings
 
 
@@ -21,8 +21,9 @@ def test_defaults_run_the_emulator_on_loopback() -> None:
     settings = load_settings()
     assert settings.listen == "127.0.0.1:50051"
     assert settings.backend == "emulator"
-    assert settings.registry().default.model_id == "amazon.titan-image-generator-v2:0"
-    assert settings.registry().get("amazon.nova-canvas-v1:0").family is ModelFamily.NOVA_CANVAS
+    registry = settings.registry()
+    assert registry.default_for(TaskType.TEXT_IMAGE).model_id == "stability.sd3-5-large-v1:0"
+    assert registry.get("amazon.nova-canvas-v1:0").dialect is Dialect.NOVA_CANVAS
 
 
 def test_the_file_sets_values_and_the_environment_beats_the_file(
@@ -40,14 +41,33 @@ def test_nested_settings_come_from_the_environment(monkeypatch: pytest.MonkeyPat
     assert load_settings().emulator.images_per_minute == 30
 
 
+MY_REGISTRY = """
+version: 1
+defaults: {TEXT_IMAGE: my-core}
+models:
+  my-core:
+    dialect: stability
+    invoke_id: us.stability.stable-image-core-v1:1
+    tasks: [TEXT_IMAGE]
+    limits:
+      max_text: 10000
+      sizes: aspect_ratio
+      aspect_ratios: {"1:1": [1024, 1024]}
+      seed_max: 4294967295
+      qualities: [standard]
+      output_formats: [png]
+    price: {usd: 0.04}
+"""
+
+
 def test_models_are_configuration(tmp_path: Path) -> None:
-    path = write(
-        tmp_path,
-        "default_model_id: my-nova\nmodels:\n  - {id: my-nova, family: nova-canvas}\n",
-    )
+    registry_file = tmp_path / "models.yaml"
+    registry_file.write_text(MY_REGISTRY, encoding="utf-8")
+    path = write(tmp_path, f"registry_file: {registry_file}\n")
     registry = load_settings(path).registry()
-    assert registry.ids == ["my-nova"]
-    assert registry.get("") is registry.get("my-nova")
+    assert registry.ids == ["my-core"]
+    assert registry.default_for(TaskType.TEXT_IMAGE) is registry.get("my-core")
+    assert registry.get("my-core").invoke_model_id == "us.stability.stable-image-core-v1:1"
     assert registry.get("amazon.titan-image-generator-v2:0") is None
 
 
@@ -57,9 +77,9 @@ def test_models_are_configuration(tmp_path: Path) -> None:
         ("listen_adress: 1.2.3.4:1\n", "listen_adress"),
         ("backend: openai\n", "backend"),
         ("backend_concurrency: 0\n", "backend_concurrency"),
-        ("default_model_id: nope\n", "not in models"),
+        ("default_model_id: nope\n", "is not registered"),
         ("emulator:\n  latency: 5\n", "latency"),
-        ("models:\n  - {id: x, family: dall-e}\ndefault_model_id: x\n", "family"),
+        ("default_models: {TEXT_IMAGE: stability.stable-fast-upscale-v1:0}\n", "cannot run"),
     ],
     ids=[
         "unknown key",
@@ -67,7 +87,7 @@ def test_models_are_configuration(tmp_path: Path) -> None:
         "zero concurrency",
         "unlisted default",
         "nested typo",
-        "bad family",
+        "default that cannot run its task",
     ],
 )
 def test_bad_settings_are_refused_at_load(tmp_path: Path, text: str, message: str) -> None:

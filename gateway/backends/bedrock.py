@@ -1,5 +1,10 @@
 """The Bedrock backend: one image per InvokeModel call through aiobotocore.
 
+The body and the reading of a 200 answer belong to the model's dialect
+(`gateway.dialects`); this module sends the body to the model's invoke id
+(an inference profile such as "us.stability..." where the registry names one)
+and maps everything that goes wrong on the way.
+
 botocore's own retries are off; this module retries throttling, 5xx and
 connection failures itself, with exponential backoff and full jitter, inside
 the caller's deadline. Every Bedrock and transport exception is mapped here,
@@ -17,17 +22,17 @@ once, onto `gateway.errors`:
     ServiceQuotaExceededException (400)    BackendRejected(RESOURCE_EXHAUSTED)
     ModelTimeoutException (408)            BackendTimeout
     ModelErrorException (424), unknown     BackendUnavailable
-    200 with no image and an `error`       ImageFiltered (output content filter)
+    200 answers                            read by the dialect: ImageFiltered
+                                           (output filter), ContentBlocked (a
+                                           Stability input filter),
+                                           BackendUnavailable (no image)
     the caller's deadline passes           BackendTimeout
 """
 
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
 import io
-import json
 import random
 import time
 from collections.abc import Callable
@@ -50,7 +55,7 @@ from botocore.exceptions import ConnectionError as BotoConnectionError
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind
 
-from gateway.backends.titan_body import build_body
+from gateway.dialects import GeneratedImage, encode_body, parse_response
 from gateway.domain import ImageJob
 from gateway.errors import (
     BackendError,
@@ -173,11 +178,17 @@ class BedrockBackend:
         await self.close()
 
     # The Backend protocol takes the caller's remaining deadline as a number.
-    async def generate_one(self, job: ImageJob, index: int, *, timeout: float) -> bytes:  # noqa: ASYNC109
+    async def generate_one(
+        self,
+        job: ImageJob,
+        index: int,
+        *,
+        timeout: float,  # noqa: ASYNC109
+    ) -> GeneratedImage:
         """Image `index` of `job`, retried within `timeout` seconds; see the module docstring."""
         if self._client is None:
             raise RuntimeError("BedrockBackend.start() must be awaited before generate_one()")
-        body = json.dumps(build_body(job, index)).encode()
+        body = encode_body(job, index)
         deadline = asyncio.get_running_loop().time() + timeout
         model = job.model.model_id
         with self._observer.tracer.start_as_current_span(
@@ -195,9 +206,9 @@ class BedrockBackend:
             began, outcome = time.perf_counter(), "failed"
             try:
                 async with asyncio.timeout_at(deadline):
-                    data = await self._invoke_with_retries(model, body, deadline)
+                    image = await self._invoke_with_retries(job, body, deadline)
                 outcome = "ok"
-                return data
+                return image
             except TimeoutError as exc:
                 message = f"Bedrock did not return image {index} within {timeout:g}s"
                 raise BackendTimeout(message) from exc
@@ -214,14 +225,16 @@ class BedrockBackend:
                     outcome,  # type: ignore[arg-type]
                 )
 
-    async def _invoke_with_retries(self, model_id: str, body: bytes, deadline: float) -> bytes:
+    async def _invoke_with_retries(
+        self, job: ImageJob, body: bytes, deadline: float
+    ) -> GeneratedImage:
         attempt = 1
         while True:
             try:
-                return await self._invoke_once(model_id, body)
+                return await self._invoke_once(job, body)
             except _Transient as transient:
                 self.throttles += int(transient.throttled)
-                self._count_failure(model_id, transient)
+                self._count_failure(job.model.model_id, transient)
                 delay = self._retry_delay(attempt, deadline)
                 if delay is None:
                     raise transient.error from transient.__cause__
@@ -252,7 +265,10 @@ class BedrockBackend:
             return None
         return delay
 
-    async def _invoke_once(self, model_id: str, body: bytes) -> bytes:
+    async def _invoke_once(self, job: ImageJob, body: bytes) -> GeneratedImage:
+        # The id Bedrock is asked for (and names in its errors): the
+        # registry's inference profile where it has one.
+        model_id = job.model.invoke_model_id
         try:
             response = await self._client.invoke_model(
                 modelId=model_id,
@@ -272,7 +288,7 @@ class BedrockBackend:
         except NoCredentialsError as exc:
             message = "the gateway found no AWS credentials (standard AWS credential chain)"
             raise BackendRejected(message, grpc.StatusCode.FAILED_PRECONDITION) from exc
-        return _first_image(payload)
+        return parse_response(job, payload)
 
     def _botocore_config(self) -> Config:
         return Config(
@@ -295,20 +311,6 @@ def backoff_delay(attempt: int, config: BedrockConfig, rng: random.Random) -> fl
     """Full-jitter backoff before retry number `attempt` (1-based)."""
     ceiling = min(config.backoff_max, config.backoff_base * 2 ** (attempt - 1))
     return rng.uniform(0.0, ceiling)
-
-
-def _first_image(payload: bytes) -> bytes:
-    """The image in a 200 response; the output filter may have withheld it."""
-    try:
-        result = json.loads(payload)
-        images = result.get("images") or []
-        if images:
-            return base64.b64decode(images[0], validate=True)
-    except (ValueError, AttributeError, TypeError, binascii.Error) as exc:
-        raise BackendUnavailable(f"Bedrock returned a malformed body: {exc}") from exc
-    if result.get("error"):
-        raise ImageFiltered(str(result["error"]))
-    raise BackendUnavailable("backend returned no image")
 
 
 def _map_client_error(exc: ClientError, model_id: str) -> Exception:

@@ -4,6 +4,8 @@ python -m gateway serve [--config FILE]
 python -m gateway emulator [--port 8900 …]
 python -m gateway generate "a red fox in snow, studio light" -n 4 --out out/
 python -m gateway inpaint --image in.png --mask-prompt "the cup" "a glass of water"
+python -m gateway upscale --mode fast --image small.png --format webp
+python -m gateway models
 python -m gateway --help
 """
 
@@ -15,6 +17,7 @@ from pathlib import Path
 
 from gateway.cli.client import add_client_commands, run_client_command
 from gateway.cli.policy import add_policy_command, run_policy_command
+from gateway.cli.tasks import add_models_command, add_task_commands, run_models_command
 
 __all__ = ["main"]
 
@@ -32,6 +35,8 @@ def main(argv: list[str] | None = None) -> int:
         return _serve(args)
     if args.command == "policy":
         return run_policy_command(args)
+    if args.command == "models":
+        return run_models_command(args)
     return run_client_command(args)
 
 
@@ -46,6 +51,8 @@ def _parser() -> argparse.ArgumentParser:
     )
     sub.add_parser("emulator", help="run the Bedrock emulator standalone", add_help=False)
     add_client_commands(sub)
+    add_task_commands(sub)
+    add_models_command(sub)
     add_policy_command(sub)
     return parser
 

@@ -1,7 +1,11 @@
-"""Client commands: one per Titan task, streaming images to a folder.
+"""Client commands: one per original Titan task, streaming images to a folder.
+The newer task commands and `models` are in `gateway.cli.tasks`, built on the
+helpers here.
 
-Each command builds a GenerateImagesRequest, shows a progress bar as images
-arrive and writes each image to `--out` as `<request id>-<index>.png`.
+Each command builds a GenerateImagesRequest, shows a progress bar on stderr
+as images arrive and writes each image to `--out` as
+`<request id>-<index>.<png|jpg|webp>` (and a returned mask beside it as
+`<request id>-<index>-mask.png`), printing every written path on stdout.
 """
 
 from __future__ import annotations
@@ -11,8 +15,9 @@ import asyncio
 import os
 import sys
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 import grpc
 from google.rpc import error_details_pb2
@@ -24,14 +29,22 @@ from titan.gateway.v1 import image_service_pb2_grpc
 from titan.gateway.v1 import tasks_pb2 as tasks
 
 DEFAULT_TARGET = "127.0.0.1:50051"
-# The demo tenant key of policies/examples/dev.yaml, so `make run` + the CLI
-# work out of the box; set TITAN_GW_API_KEY or --api-key for anything else.
+# The demo keys of policies/examples/dev.yaml, so `make run` + the CLI work
+# out of the box; set TITAN_GW_API_KEY / TITAN_GW_ADMIN_KEY for anything else.
 DEV_API_KEY = "tgw_dev_key"
+DEV_ADMIN_KEY = "tgw_dev_admin_key"
 MAX_MESSAGE_BYTES = 64 * 1024 * 1024
+CHANNEL_OPTIONS = [("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+                   ("grpc.max_send_message_length", MAX_MESSAGE_BYTES)]  # fmt: skip
 QUALITIES = {"standard": tasks.QUALITY_STANDARD, "premium": tasks.QUALITY_PREMIUM}
+FORMATS = {"png": tasks.OUTPUT_FORMAT_PNG, "jpeg": tasks.OUTPUT_FORMAT_JPEG,
+           "webp": tasks.OUTPUT_FORMAT_WEBP}  # fmt: skip
+EXTENSIONS = {"image/png": "png", "image/jpeg": "jpg", "image/webp": "webp"}
 CONTROL_MODES = {
     "canny_edge": tasks.CONTROL_MODE_CANNY_EDGE,
     "segmentation": tasks.CONTROL_MODE_SEGMENTATION,
+    "sketch": tasks.CONTROL_MODE_SKETCH,
+    "structure": tasks.CONTROL_MODE_STRUCTURE,
 }
 OUTPAINTING_MODES = {
     "default": tasks.OUTPAINTING_MODE_DEFAULT,
@@ -40,20 +53,42 @@ OUTPAINTING_MODES = {
 Builder = Callable[[argparse.Namespace], pb.GenerateImagesRequest]
 
 
+class UsageError(Exception):
+    """Options that make no request (the gateway validates everything else)."""
+
+
+@dataclass(frozen=True)
+class Command:
+    """One task command: its name, help, arguments and request builder."""
+
+    name: str
+    help: str
+    build: Builder
+    add_args: Callable[[argparse.ArgumentParser], None]
+    with_config: bool = True
+
+
+def register_commands(
+    sub: argparse._SubParsersAction[argparse.ArgumentParser], commands: list[Command]
+) -> None:
+    """Add each command with the common options; `run_client_command` runs it."""
+    for command in commands:
+        cmd = sub.add_parser(command.name, help=command.help)
+        command.add_args(cmd)
+        _add_common(cmd, with_config=command.with_config)
+        cmd.set_defaults(build=command.build)
+
+
 def add_client_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Register generate, inpaint, outpaint, vary, remove-bg and color."""
-    for name, help_text, build, add_args in _COMMANDS:
-        cmd = sub.add_parser(name, help=help_text)
-        add_args(cmd)
-        _add_common(cmd, with_config=name != "remove-bg")
-        cmd.set_defaults(build=build)
+    register_commands(sub, _COMMANDS)
 
 
 def run_client_command(args: argparse.Namespace) -> int:
     """Send the request the command describes; 0 if every image arrived."""
     try:
         request = args.build(args)
-    except OSError as exc:
+    except (OSError, UsageError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     return asyncio.run(_stream(args, request))
@@ -61,70 +96,103 @@ def run_client_command(args: argparse.Namespace) -> int:
 
 async def _stream(args: argparse.Namespace, request: pb.GenerateImagesRequest) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
-    options = [("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
-               ("grpc.max_send_message_length", MAX_MESSAGE_BYTES)]  # fmt: skip
-    async with grpc.aio.insecure_channel(args.target, options=options) as channel:
+    async with grpc.aio.insecure_channel(args.target, options=CHANNEL_OPTIONS) as channel:
         stub = image_service_pb2_grpc.ImageServiceStub(channel)  # type: ignore[no-untyped-call]
         try:
             metadata = (("authorization", f"Bearer {args.api_key}"),)
             call = stub.GenerateImages(request, timeout=args.timeout, metadata=metadata)
             return await _consume(call, args.out)
         except grpc.aio.AioRpcError as err:
-            _print_rpc_error(err)
+            print_rpc_error(err)
             return 2
+
+
+@dataclass
+class _Run:
+    """One stream being written: where, under what prefix, with what bar."""
+
+    out: Path
+    prefix: str = "image"
+    model_id: str = ""
+    bar: tqdm | None = None
+    failed: int = 0
+
+    def accept(self, accepted: pb.Accepted) -> None:
+        self.prefix, self.model_id = accepted.request_id[:8], accepted.model_id
+        self.bar = tqdm(
+            total=accepted.image_count, unit="img", desc=accepted.model_id, file=sys.stderr
+        )
+        if accepted.route_arm:
+            self.say(f"route arm: {accepted.route_arm}")
+        if accepted.fallback_model_ids:
+            self.say(f"fallbacks: {', '.join(accepted.fallback_model_ids)}")
+
+    def save(self, image: pb.Image) -> None:
+        ext = EXTENSIONS.get(image.mime_type) or image.mime_type.rpartition("/")[2] or "png"
+        path = self.out / f"{self.prefix}-{image.index}.{ext}"
+        path.write_bytes(image.data)
+        written = [path]
+        if image.mask:
+            written.append(self.out / f"{self.prefix}-{image.index}-mask.png")
+            written[-1].write_bytes(image.mask)
+        note = f"wrote {path} ({image.width}x{image.height})"
+        if image.model_id and image.model_id != self.model_id:
+            note += f" with fallback model {image.model_id}"
+        self.advance(note)
+        for written_path in written:
+            self.say(str(written_path), file=sys.stdout)
+
+    def fail(self, fail: pb.ImageFailed) -> None:
+        self.failed += 1
+        reason = pb.FailureReason.Name(fail.reason)
+        self.advance(f"image {fail.index} failed: {reason}: {fail.message}")
+
+    def say(self, message: str, file: TextIO | None = None) -> None:
+        file = file or sys.stderr
+        if self.bar is None:
+            print(message, file=file, flush=True)
+        else:
+            self.bar.write(message, file=file)
+            file.flush()
+
+    def advance(self, message: str) -> None:
+        self.say(message)
+        if self.bar is not None:
+            self.bar.update(1)
 
 
 async def _consume(call: grpc.aio.UnaryStreamCall, out: Path) -> int:
     """Write each image as it arrives; 1 if any image failed."""
-    bar: tqdm | None = None
-    prefix, failed = "image", 0
+    run = _Run(out)
     try:
         async for event in call:
             kind = event.WhichOneof("event")
             if kind == "accepted":
-                prefix = event.accepted.request_id[:8]
-                bar = tqdm(
-                    total=event.accepted.image_count,
-                    unit="img",
-                    desc=event.accepted.model_id,
-                    file=sys.stderr,
-                )
+                run.accept(event.accepted)
             elif kind == "image":
-                path = out / f"{prefix}-{event.image.index}.png"
-                path.write_bytes(event.image.data)
-                _advance(bar, f"wrote {path} ({event.image.width}x{event.image.height})")
+                run.save(event.image)
             elif kind == "image_failed":
-                failed += 1
-                fail = event.image_failed
-                reason = pb.FailureReason.Name(fail.reason)
-                _advance(bar, f"image {fail.index} failed: {reason}: {fail.message}")
+                run.fail(event.image_failed)
             elif kind == "completed":
-                _summary(bar, event.completed)
+                run.say(_summary(event.completed))
     finally:
-        if bar is not None:
-            bar.close()
-    return 1 if failed else 0
+        if run.bar is not None:
+            run.bar.close()
+    return 1 if run.failed else 0
 
 
-def _summary(bar: tqdm | None, done: pb.Completed) -> None:
-    cost = f"${done.cost_micros / 1_000_000:.6f}".rstrip("0").rstrip(".")
+def _summary(done: pb.Completed) -> str:
     note = " (replayed: nothing generated or charged again)" if done.replayed else ""
-    message = f"{done.images_delivered} delivered, {done.images_failed} failed, cost {cost}{note}"
-    if bar is None:
-        print(message, file=sys.stderr)
-    else:
-        bar.write(message, file=sys.stderr)
+    cost = _usd(done.cost_micros)
+    return f"{done.images_delivered} delivered, {done.images_failed} failed, cost ${cost}{note}"
 
 
-def _advance(bar: tqdm | None, message: str) -> None:
-    if bar is None:
-        print(message, file=sys.stderr)
-        return
-    bar.write(message, file=sys.stderr)
-    bar.update(1)
+def _usd(micros: int) -> str:
+    return f"{micros / 1_000_000:.6f}".rstrip("0").rstrip(".")
 
 
-def _print_rpc_error(err: grpc.aio.AioRpcError) -> None:
+def print_rpc_error(err: grpc.aio.AioRpcError) -> None:
+    """The status and every field violation of a failed call, on stderr."""
     print(f"error: {err.code().name}: {err.details()}", file=sys.stderr)
     status = rpc_status.from_call(err)
     for detail in status.details if status else []:
@@ -134,27 +202,34 @@ def _print_rpc_error(err: grpc.aio.AioRpcError) -> None:
                 print(f"  {v.field}: {v.description}", file=sys.stderr)
 
 
-def _add_common(cmd: argparse.ArgumentParser, *, with_config: bool) -> None:
+def add_target(cmd: argparse.ArgumentParser) -> None:
+    """--target and --timeout, which every command has."""
     target = os.environ.get("TITAN_GW_TARGET", DEFAULT_TARGET)
     cmd.add_argument("--target", default=target, help="gateway address (env TITAN_GW_TARGET)")
+    cmd.add_argument("--timeout", type=float, default=300.0, help="deadline in seconds")
+
+
+def _add_common(cmd: argparse.ArgumentParser, *, with_config: bool) -> None:
+    add_target(cmd)
     key = os.environ.get("TITAN_GW_API_KEY", DEV_API_KEY)
     cmd.add_argument("--api-key", default=key, help="tenant API key (env TITAN_GW_API_KEY)")
     cmd.add_argument("--out", type=Path, default=Path("out"), help="folder for the images")
     cmd.add_argument("--model", default="", help="Bedrock model id (default: the gateway's)")
     cmd.add_argument("--request-id", default="", help="client request id")
-    cmd.add_argument("--timeout", type=float, default=300.0, help="deadline in seconds")
     if not with_config:
         return
     cmd.add_argument("-n", "--count", type=int, help="number of images, 1-5")
     cmd.add_argument("--width", type=int)
     cmd.add_argument("--height", type=int)
+    cmd.add_argument("--aspect-ratio", default="", help='e.g. "16:9" (Stability models)')
     cmd.add_argument("--quality", choices=sorted(QUALITIES))
+    cmd.add_argument("--format", dest="output_format", choices=list(FORMATS), help="default png")
     cmd.add_argument("--seed", type=int)
     cmd.add_argument("--cfg-scale", type=float)
 
 
 def _config(args: argparse.Namespace) -> tasks.ImageGenerationConfig:
-    config = tasks.ImageGenerationConfig()
+    config = tasks.ImageGenerationConfig(aspect_ratio=args.aspect_ratio)
     for field, value in (("number_of_images", args.count), ("width", args.width),
                          ("height", args.height), ("seed", args.seed),
                          ("cfg_scale", args.cfg_scale)):  # fmt: skip
@@ -162,60 +237,81 @@ def _config(args: argparse.Namespace) -> tasks.ImageGenerationConfig:
             setattr(config, field, value)
     if args.quality:
         config.quality = QUALITIES[args.quality]
+    if args.output_format:
+        config.output_format = FORMATS[args.output_format]
     return config
 
 
-def _request(args: argparse.Namespace, **task: Any) -> pb.GenerateImagesRequest:
-    request = pb.GenerateImagesRequest(
-        model_id=args.model, client_request_id=args.request_id, **task
-    )
+def request(args: argparse.Namespace, **task: Any) -> pb.GenerateImagesRequest:
+    """The request for one task message, with the common options applied."""
+    req = pb.GenerateImagesRequest(model_id=args.model, client_request_id=args.request_id, **task)
     if hasattr(args, "count"):
-        request.config.CopyFrom(_config(args))
-    return request
+        req.config.CopyFrom(_config(args))
+    return req
 
 
-def _read(path: Path | None) -> bytes:
+def read(path: Path | None) -> bytes:
+    """The file's bytes; empty for no file."""
     return path.read_bytes() if path else b""
 
 
-def _mask_args(cmd: argparse.ArgumentParser, verb: str) -> None:
+def given(**fields: Any) -> dict[str, Any]:
+    """The fields whose option was given (for `optional` proto fields)."""
+    return {name: value for name, value in fields.items() if value is not None}
+
+
+def _mask_args(cmd: argparse.ArgumentParser, verb: str, *, no_mask: bool = False) -> None:
     cmd.add_argument("--image", type=Path, required=True, help="image to edit (PNG/JPEG)")
     mask = cmd.add_mutually_exclusive_group(required=True)
     mask.add_argument("--mask-prompt", help=f"describe the region to {verb}")
     mask.add_argument("--mask-image", type=Path, help=f"black = region to {verb}")
+    if no_mask:
+        help_text = "no mask: the image's transparent pixels are the region (Stability Inpaint)"
+        mask.add_argument("--no-mask", action="store_true", help=help_text)
     cmd.add_argument("--negative", default="", help="what not to draw")
+    cmd.add_argument("--return-mask", action="store_true", help="also write the mask used")
 
 
 def _generate_args(cmd: argparse.ArgumentParser) -> None:
     cmd.add_argument("prompt")
     cmd.add_argument("--negative", default="", help="what not to draw")
+    cmd.add_argument("--style", default="", help="style name (Nova) or preset (Stability)")
     cmd.add_argument("--condition-image", type=Path, help="reference image to follow")
     cmd.add_argument("--control-mode", choices=sorted(CONTROL_MODES))
     cmd.add_argument("--control-strength", type=float)
 
 
 def _build_generate(args: argparse.Namespace) -> pb.GenerateImagesRequest:
-    task = tasks.TextToImageTask(text=args.prompt, negative_text=args.negative)
+    task = tasks.TextToImageTask(text=args.prompt, negative_text=args.negative, style=args.style)
     if args.condition_image:
-        task.conditioning.condition_image = _read(args.condition_image)
+        task.conditioning.condition_image = read(args.condition_image)
         if args.control_mode:
             task.conditioning.control_mode = CONTROL_MODES[args.control_mode]
         if args.control_strength is not None:
             task.conditioning.control_strength = args.control_strength
-    return _request(args, text_to_image=task)
+    elif args.control_mode or args.control_strength is not None:
+        raise UsageError("--control-mode and --control-strength need --condition-image")
+    return request(args, text_to_image=task)
 
 
 def _inpaint_args(cmd: argparse.ArgumentParser) -> None:
     cmd.add_argument("prompt", nargs="?", default="", help="what to paint (optional)")
-    _mask_args(cmd, "replace")
+    _mask_args(cmd, "replace", no_mask=True)
+    cmd.add_argument("--grow-mask", type=int, help="grow the mask by 0-20 px (Stability)")
+    cmd.add_argument("--style", default="", help="style preset (Stability)")
 
 
 def _build_inpaint(args: argparse.Namespace) -> pb.GenerateImagesRequest:
     task = tasks.InpaintingTask(
-        image=_read(args.image), text=args.prompt, negative_text=args.negative
+        image=read(args.image),
+        text=args.prompt,
+        negative_text=args.negative,
+        return_mask=args.return_mask,
+        style=args.style,
+        **given(grow_mask=args.grow_mask),
     )
     _set_mask(task, args)
-    return _request(args, inpainting=task)
+    return request(args, inpainting=task)
 
 
 def _outpaint_args(cmd: argparse.ArgumentParser) -> None:
@@ -225,19 +321,23 @@ def _outpaint_args(cmd: argparse.ArgumentParser) -> None:
 
 
 def _build_outpaint(args: argparse.Namespace) -> pb.GenerateImagesRequest:
-    mode = OUTPAINTING_MODES[args.mode]
     task = tasks.OutpaintingTask(
-        image=_read(args.image), text=args.prompt, negative_text=args.negative, mode=mode
+        image=read(args.image),
+        text=args.prompt,
+        negative_text=args.negative,
+        mode=OUTPAINTING_MODES[args.mode],
+        return_mask=args.return_mask,
     )
     _set_mask(task, args)
-    return _request(args, outpainting=task)
+    return request(args, outpainting=task)
 
 
 def _set_mask(task: tasks.InpaintingTask | tasks.OutpaintingTask, args: argparse.Namespace) -> None:
     if args.mask_prompt is not None:
         task.mask_prompt = args.mask_prompt
-    else:
-        task.mask_image = _read(args.mask_image)
+    elif args.mask_image is not None:
+        task.mask_image = read(args.mask_image)
+    # else --no-mask: neither is set, and the image's alpha marks the region.
 
 
 def _vary_args(cmd: argparse.ArgumentParser) -> None:
@@ -249,11 +349,12 @@ def _vary_args(cmd: argparse.ArgumentParser) -> None:
 
 def _build_vary(args: argparse.Namespace) -> pb.GenerateImagesRequest:
     task = tasks.ImageVariationTask(
-        images=[_read(p) for p in args.image], text=args.prompt, negative_text=args.negative
+        images=[read(p) for p in args.image],
+        text=args.prompt,
+        negative_text=args.negative,
+        **given(similarity_strength=args.similarity),
     )
-    if args.similarity is not None:
-        task.similarity_strength = args.similarity
-    return _request(args, image_variation=task)
+    return request(args, image_variation=task)
 
 
 def _remove_bg_args(cmd: argparse.ArgumentParser) -> None:
@@ -261,7 +362,7 @@ def _remove_bg_args(cmd: argparse.ArgumentParser) -> None:
 
 
 def _build_remove_bg(args: argparse.Namespace) -> pb.GenerateImagesRequest:
-    return _request(args, background_removal=tasks.BackgroundRemovalTask(image=_read(args.image)))
+    return request(args, background_removal=tasks.BackgroundRemovalTask(image=read(args.image)))
 
 
 def _color_args(cmd: argparse.ArgumentParser) -> None:
@@ -276,16 +377,18 @@ def _build_color(args: argparse.Namespace) -> pb.GenerateImagesRequest:
         text=args.prompt,
         negative_text=args.negative,
         colors=args.color,
-        reference_image=_read(args.reference_image),
+        reference_image=read(args.reference_image),
     )
-    return _request(args, color_guided_generation=task)
+    return request(args, color_guided_generation=task)
 
 
-_COMMANDS: list[tuple[str, str, Builder, Callable[[argparse.ArgumentParser], None]]] = [
-    ("generate", "text to image (optionally conditioned)", _build_generate, _generate_args),
-    ("inpaint", "replace a masked region", _build_inpaint, _inpaint_args),
-    ("outpaint", "keep a masked region, regenerate the rest", _build_outpaint, _outpaint_args),
-    ("vary", "variations of 1-5 images", _build_vary, _vary_args),
-    ("remove-bg", "transparent background", _build_remove_bg, _remove_bg_args),
-    ("color", "colour-guided generation", _build_color, _color_args),
+_COMMANDS = [
+    Command("generate", "text to image (optionally conditioned)", _build_generate, _generate_args),
+    Command("inpaint", "replace a masked region", _build_inpaint, _inpaint_args),
+    Command(
+        "outpaint", "keep a masked region, regenerate the rest", _build_outpaint, _outpaint_args
+    ),
+    Command("vary", "variations of 1-5 images", _build_vary, _vary_args),
+    Command("remove-bg", "transparent background", _build_remove_bg, _remove_bg_args, False),
+    Command("color", "colour-guided generation", _build_color, _color_args),
 ]

@@ -16,7 +16,9 @@ from pathlib import Path
 from google.protobuf import json_format
 
 from gateway.decisions import decide
-from gateway.errors import InvalidRequest
+from gateway.errors import InvalidRequest, TaskNotSupported
+from gateway.registry import ModelRegistry, load_registry
+from gateway.registry.catalog import price_table
 from gateway.settings import load_settings
 from gateway.validation import decode_request
 from policies import Policy, PolicyError, explain, hash_key, load_policy
@@ -60,8 +62,9 @@ def _check(files: list[Path]) -> int:
 
 
 def _explain(args: argparse.Namespace) -> int:
+    registry = load_settings(args.config).registry()
     try:
-        policy = _load(args.file)
+        policy = _load(args.file, registry)
     except PolicyError as exc:
         print(str(exc), file=sys.stderr)
         return 1
@@ -72,10 +75,9 @@ def _explain(args: argparse.Namespace) -> int:
     request = json_format.Parse(
         args.request.read_text(encoding="utf-8"), pb.GenerateImagesRequest()
     )
-    registry = load_settings(args.config).registry()
     try:
         job = decode_request(request, registry)
-    except InvalidRequest as exc:
+    except (InvalidRequest, TaskNotSupported) as exc:
         print(f"the request itself is invalid: {exc.message}", file=sys.stderr)
         return 1
     print(explain(decide(policy, tenant, job, request, datetime.now(UTC))))
@@ -89,9 +91,12 @@ def _hash_key() -> int:
     return 0
 
 
-def _load(path: Path) -> Policy:
+def _load(path: Path, registry: ModelRegistry | None = None) -> Policy:
+    """The policy in `path`, priced from the model registry (the shipped one
+    unless given) exactly as the gateway prices it."""
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise SystemExit(f"error: cannot read {path}: {exc.strerror}") from exc
-    return load_policy(text, source=str(path))
+    prices = price_table(registry or load_registry())
+    return load_policy(text, source=str(path), default_prices=prices)

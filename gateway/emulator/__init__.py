@@ -2,8 +2,11 @@
 
 Speaks bedrock-runtime InvokeModel (``POST /model/{modelId}/invoke``) for
 ``amazon.titan-image-generator-v1``, ``amazon.titan-image-generator-v2:0`` and
-``amazon.nova-canvas-v1:0``, so the gateway's real aiobotocore client can be
-tested and benchmarked without AWS. Rules follow ``shared/titan-api.md``.
+``amazon.nova-canvas-v1:0``, and for the Stability dialect (Stable Image Ultra
+1.1, Stable Image Core 1.1, SD3.5 Large and the 13 Stability AI Image
+Services, by bare id, ``us.`` profile id or ARN), so the gateway's real
+aiobotocore client can be tested and benchmarked without AWS. Rules follow
+``shared/titan-api.md`` and ``shared/bedrock-image-models.md``.
 
 Choices where the documentation is silent or contradictory:
 
@@ -15,10 +18,14 @@ Choices where the documentation is silent or contradictory:
   describe omitting it) and for Titan INPAINTING/IMAGE_VARIATION; Titan
   OUTPAINTING, every TEXT_IMAGE and COLOR_GUIDED_GENERATION require it.
 * ``returnMask`` is accepted by both families and answered with ``maskImage``.
-* Nova VIRTUAL_TRY_ON is not emulated (rejected as an unknown taskType).
 * Schema errors report the first violation only, as ``#/path: reason``.
 * Checks run in this order: route/model (404), body (400), schema and images
   (400), input filter (400), throttling (429), faults (500), output filter.
+* Stability: filters answer 200 with a finish reason (``stability.py`` and
+  ``policy.py`` say which shape); seed 0 or omitted gets a seed derived from
+  the body instead of a random one; SD3.5 without ``mode`` but with ``image``
+  is image-to-image (AWS's own example); Ultra accepts ``mode``
+  ``image-to-image`` with an image; every call counts one image.
 """
 
 from gateway.emulator.app import Emulator, EmulatorStats

@@ -24,6 +24,7 @@ from gateway.emulator.config import EmulatorConfig
 from gateway.emulator.errors import (
     INTERNAL,
     INTERNAL_MESSAGE,
+    MODEL_ERRORS,
     MODEL_NOT_FOUND_MESSAGE,
     NOT_FOUND,
     UNKNOWN_OPERATION,
@@ -31,21 +32,36 @@ from gateway.emulator.errors import (
     validation,
 )
 from gateway.emulator.guardrail import apply_guardrail, guardrail_target
-from gateway.emulator.models import MAX_BODY_BYTES, ModelSpec, resolve_model
+from gateway.emulator.models import MAX_BODY_BYTES, ModelSpec, StabilitySpec, resolve_model
 from gateway.emulator.policy import (
     FaultInjector,
     Throttle,
     check_input_filter,
     latency_seconds,
     output_filter,
+    stability_input_reason,
+    stability_output_reason,
 )
 from gateway.emulator.render import RenderResult, render
 from gateway.emulator.rules import ValidatedRequest, validate_request
+from gateway.emulator.stability import IMAGE_KEYS as STABILITY_IMAGE_KEYS
+from gateway.emulator.stability import StabilityRequest, validate_stability
+from gateway.emulator.stability_render import render_stability
 
 log = logging.getLogger(__name__)
 
 _INVOKE_PATH = re.compile(r"^/model/([^/]+)/invoke$")
-_IMAGE_KEYS = frozenset({"image", "maskImage", "conditionImage", "referenceImage", "images"})
+_IMAGE_KEYS = frozenset(
+    {
+        "image",
+        "maskImage",
+        "conditionImage",
+        "referenceImage",
+        "images",
+        "sourceImage",
+        *STABILITY_IMAGE_KEYS,
+    }
+)
 MALFORMED_BODY_MESSAGE = "Malformed input request, please reformat your input and try again."
 
 
@@ -242,8 +258,13 @@ class Emulator:
         model = resolve_model(match.group(1))
         if model is None:
             raise EmulatorError(404, NOT_FOUND, MODEL_NOT_FOUND_MESSAGE)
+        failure = self._config.model_errors.get(model.model_id)
+        if failure is not None:
+            raise MODEL_ERRORS[failure]
         body = await self._read_body(request)
         self.stats.received.append((model.model_id, elide_images(body)))
+        if isinstance(model, StabilitySpec):
+            return await self._invoke_stability(model, body)
         return await self._invoke(model, body)
 
     async def _read_body(self, request: web.Request) -> dict[str, Any]:
@@ -275,3 +296,29 @@ class Emulator:
         )
         self.stats.images_returned += len(result.images)
         return success_response(result, decision.error)
+
+    async def _invoke_stability(self, model: StabilitySpec, body: dict[str, Any]) -> web.Response:
+        """The Stability dialect: same policies and order as `_invoke`, one image per call.
+
+        Content filters answer 200 with a non-null finish reason instead of
+        Titan's 400/`error`: an input block carries only `finish_reasons`; a
+        call that ran (output filter, inference error) also carries its seed.
+        """
+        config = self._config
+        req: StabilityRequest = await asyncio.to_thread(validate_stability, model, body)
+        refused = stability_input_reason(config, req)
+        if refused is not None:
+            return json_response({"finish_reasons": [refused]})
+        self._throttle.admit(config.images_per_minute, 1)
+        self._faults.check_seed(config, req.seed)
+        reason = stability_output_reason(config, req)
+        delay = latency_seconds(config, (req.seed,))
+        if reason is not None:
+            await asyncio.sleep(delay)
+            return json_response({"seeds": [req.seed], "finish_reasons": [reason], "images": []})
+        image, _ = await asyncio.gather(
+            asyncio.to_thread(render_stability, req), asyncio.sleep(delay)
+        )
+        self.stats.images_returned += 1
+        encoded = base64.b64encode(image).decode()
+        return json_response({"seeds": [req.seed], "finish_reasons": [None], "images": [encoded]})

@@ -31,6 +31,18 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--output-block-term", action="append", default=[], help="term blocked on output (repeat)"
     )
+    parser.add_argument(
+        "--input-image-block-term",
+        action="append",
+        default=[],
+        help="Stability: prompt term reported as a flagged input image (repeat)",
+    )
+    parser.add_argument(
+        "--inference-error-term",
+        action="append",
+        default=[],
+        help="Stability: prompt term answered with an inference error (repeat)",
+    )
     return parser
 
 
@@ -42,6 +54,8 @@ def config_from_args(args: argparse.Namespace) -> EmulatorConfig:
         fault_seed=args.fault_seed,
         input_block_terms=tuple(args.input_block_term),
         output_block_terms=tuple(args.output_block_term),
+        input_image_block_terms=tuple(args.input_image_block_term),
+        inference_error_terms=tuple(args.inference_error_term),
     )
 
 

@@ -8,6 +8,8 @@ wholesale (``emulator.config = cfg.model_copy(update=...)``) to change it.
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import BaseModel, ConfigDict, Field
 
 
@@ -61,7 +63,9 @@ class EmulatorConfig(BaseModel):
         default=(),
         description=(
             "Case-insensitive substrings that, found in text, negativeText or maskPrompt, "
-            "make the call fail with Bedrock's 400 input content-filter ValidationException."
+            "make the call fail with Bedrock's 400 input content-filter ValidationException. "
+            "Stability calls (prompt, negative_prompt, search_prompt, select_prompt) instead "
+            'get 200 {"finish_reasons": ["Filter reason: prompt"]}.'
         ),
     )
     output_block_terms: tuple[str, ...] = Field(
@@ -69,8 +73,38 @@ class EmulatorConfig(BaseModel):
         description=(
             "Case-insensitive substrings that, found in text, make the call succeed (200) "
             "with images withheld and Bedrock's `error` string: the single image when one "
-            "was asked for, otherwise every image at an odd index."
+            "was asked for, otherwise every image at an odd index. In a Stability prompt "
+            'they give 200 {"seeds": [s], "finish_reasons": ["Filter reason: output image"], '
+            '"images": []}.'
         ),
+    )
+    input_image_block_terms: tuple[str, ...] = Field(
+        default=(),
+        description=(
+            "Stability only: case-insensitive substrings that, found in a prompt of a call "
+            "carrying an input image, stand for a flagged input image: 200 "
+            '{"finish_reasons": ["Filter reason: input image"]}.'
+        ),
+    )
+    inference_error_terms: tuple[str, ...] = Field(
+        default=(),
+        description=(
+            "Stability only: case-insensitive substrings that, found in a prompt, make the "
+            'model fail: 200 {"seeds": [s], "finish_reasons": ["Inference error"], '
+            '"images": []}.'
+        ),
+    )
+    model_errors: dict[str, Literal["throttled", "access_denied", "not_found", "unavailable"]] = (
+        Field(
+            default_factory=dict,
+            description=(
+                "Model id (as registered, without a `us.` prefix) -> the error every call to "
+                "it gets before its body is read: 429 ThrottlingException, 403 "
+                "AccessDeniedException (model access not granted), 404 "
+                "ResourceNotFoundException, or 503 ServiceUnavailableException. Lets a test "
+                "make one model of a fallback chain fail."
+            ),
+        )
     )
     guardrails: dict[str, tuple[str, ...]] = Field(
         default_factory=dict,

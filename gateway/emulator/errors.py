@@ -12,6 +12,8 @@ THROTTLING = "ThrottlingException"
 INTERNAL = "InternalServerException"
 NOT_FOUND = "ResourceNotFoundException"
 UNKNOWN_OPERATION = "UnknownOperationException"
+ACCESS_DENIED = "AccessDeniedException"
+UNAVAILABLE = "ServiceUnavailableException"
 
 INPUT_BLOCKED_MESSAGE = (
     "This request has been blocked by our content filters. "
@@ -54,3 +56,14 @@ def malformed(path: str, reason: str) -> EmulatorError:
 def validation(message: str) -> EmulatorError:
     """A 400 ValidationException with a free-form message."""
     return EmulatorError(400, VALIDATION, message)
+
+
+# The errors `EmulatorConfig.model_errors` can give one model.
+MODEL_ERRORS: dict[str, EmulatorError] = {
+    "throttled": EmulatorError(429, THROTTLING, THROTTLED_MESSAGE),
+    "access_denied": EmulatorError(
+        403, ACCESS_DENIED, "You don't have access to the model with the specified model ID."
+    ),
+    "not_found": EmulatorError(404, NOT_FOUND, MODEL_NOT_FOUND_MESSAGE),
+    "unavailable": EmulatorError(503, UNAVAILABLE, "The service is temporarily unavailable."),
+}

@@ -23,10 +23,16 @@ from gateway.emulator.errors import (
     validation,
 )
 from gateway.emulator.rules import ValidatedRequest
+from gateway.emulator.stability import StabilityRequest
 
 WINDOW_SECONDS = 60.0
 ALL_BLOCKED = "All of the generated images have been blocked by our content filters."
 SOME_BLOCKED = "Some of the generated images have been blocked by our content filters."
+# Stability's finish_reasons (null = success); filtered calls are HTTP 200.
+PROMPT_FILTERED = "Filter reason: prompt"
+INPUT_IMAGE_FILTERED = "Filter reason: input image"
+OUTPUT_IMAGE_FILTERED = "Filter reason: output image"
+INFERENCE_ERROR = "Inference error"
 
 
 def _contains_any(texts: Iterable[str], terms: Sequence[str]) -> bool:
@@ -47,6 +53,29 @@ class OutputFilter:
 
     kept_seeds: tuple[int, ...]
     error: str | None
+
+
+def stability_input_reason(config: EmulatorConfig, req: StabilityRequest) -> str | None:
+    """Stability's input deflection: a finish reason (answered with 200), or None.
+
+    The same `input_block_terms` as Titan's 400 block the prompts; the
+    `input_image_block_terms` stand in for a flagged input image, so they
+    only apply to calls that carry one.
+    """
+    if _contains_any(req.texts, config.input_block_terms):
+        return PROMPT_FILTERED
+    if req.has_input_image and _contains_any(req.texts, config.input_image_block_terms):
+        return INPUT_IMAGE_FILTERED
+    return None
+
+
+def stability_output_reason(config: EmulatorConfig, req: StabilityRequest) -> str | None:
+    """Why a Stability call that ran returns no image (output filter, model error), or None."""
+    if _contains_any((req.prompt,), config.output_block_terms):
+        return OUTPUT_IMAGE_FILTERED
+    if _contains_any(req.texts, config.inference_error_terms):
+        return INFERENCE_ERROR
+    return None
 
 
 def output_filter(config: EmulatorConfig, req: ValidatedRequest) -> OutputFilter:
@@ -90,7 +119,11 @@ class FaultInjector:
         self._rng = random.Random(seed)
 
     def check(self, config: EmulatorConfig, req: ValidatedRequest) -> None:
-        if req.generation is not None and req.generation.seed in config.fault_seeds:
+        self.check_seed(config, req.generation.seed if req.generation is not None else None)
+
+    def check_seed(self, config: EmulatorConfig, seed: int | None) -> None:
+        """Fail a call whose seed (after defaults) is a fault seed, or by the seeded coin."""
+        if seed is not None and seed in config.fault_seeds:
             raise EmulatorError(500, INTERNAL, INTERNAL_MESSAGE)
         if config.fault_rate > 0 and self._rng.random() < config.fault_rate:
             raise EmulatorError(500, INTERNAL, INTERNAL_MESSAGE)

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from PIL import Image, ImageChops, ImageDraw, ImageFilter, ImageOps, ImageStat
 
 from gateway.emulator import models as m
+from gateway.emulator import tryon
 from gateway.emulator.rules import ValidatedRequest
 
 Color = tuple[int, int, int]
@@ -46,8 +47,9 @@ def render(req: ValidatedRequest, seeds: Sequence[int]) -> RenderResult:
     renderer = _RENDERERS[req.task]
     images = [encode_png(renderer(req, seed)) for seed in seeds]
     mask = None
-    if req.return_mask and req.task in (m.INPAINTING, m.OUTPAINTING):
-        mask = encode_png(ImageOps.invert(edit_region(req)).convert("RGB"))
+    if req.return_mask and req.task in (m.INPAINTING, m.OUTPAINTING, m.VIRTUAL_TRY_ON):
+        region = try_on_region(req) if req.task == m.VIRTUAL_TRY_ON else edit_region(req)
+        mask = encode_png(ImageOps.invert(region).convert("RGB"))
     return RenderResult(images, mask)
 
 
@@ -185,6 +187,36 @@ def _outpainting(req: ValidatedRequest, seed: int) -> Image.Image:
     return Image.composite(source, generated, keep)
 
 
+def try_on_region(req: ValidatedRequest) -> Image.Image:
+    """The try-on area as L (255 inside), for each maskType.
+
+    IMAGE honours the request's mask (black = garment area); GARMENT is the
+    garment class's box (``tryon.GARMENT_BOXES``); PROMPT is the same
+    prompt-placed ellipse INPAINTING's maskPrompt gets, as AWS says PROMPT
+    uses the same automatic masking. maskShape BOUNDING_BOX squares either off.
+    """
+    assert req.image is not None
+    assert req.try_on is not None
+    if req.try_on.mask_type == "IMAGE":
+        assert req.mask is not None
+        return req.mask
+    if req.try_on.mask_type == "GARMENT":
+        return tryon.garment_region(req.try_on, req.image.size)
+    assert req.mask_prompt is not None
+    return tryon.shaped(prompt_mask(req.mask_prompt, req.image.size), req.try_on.mask_shape)
+
+
+def _try_on(req: ValidatedRequest, seed: int) -> Image.Image:
+    """Dress the try-on area in the reference's colours; the output has sourceImage's size."""
+    assert req.image is not None
+    assert req.reference_image is not None
+    assert req.try_on is not None
+    rng = seeded_rng(req.task, req.try_on, seed)
+    return tryon.dress(
+        req.image, req.reference_image, try_on_region(req), rng, req.try_on.merge_style
+    )
+
+
 def _variation(req: ValidatedRequest, seed: int) -> Image.Image:
     """Blend the inputs' average with new content; similarityStrength weighs the inputs."""
     size = req.output_size
@@ -231,9 +263,13 @@ def _draw_swatches(image: Image.Image, colors: Sequence[Color], rng: random.Rand
 
 
 def _background_removal(req: ValidatedRequest, seed: int) -> Image.Image:
-    """RGBA: pixels close to the border's median colour become fully transparent."""
     assert req.image is not None
-    source = req.image.convert("RGB")
+    return transparent_background(req.image)
+
+
+def transparent_background(image: Image.Image) -> Image.Image:
+    """RGBA: pixels close to the border's median colour become fully transparent."""
+    source = image.convert("RGB")
     background = _border_color(source)
     diff = ImageChops.difference(source, Image.new("RGB", source.size, background))
     red, green, blue = diff.split()
@@ -268,4 +304,5 @@ _RENDERERS: dict[str, Callable[[ValidatedRequest, int], Image.Image]] = {
     m.IMAGE_VARIATION: _variation,
     m.COLOR_GUIDED_GENERATION: _color_guided,
     m.BACKGROUND_REMOVAL: _background_removal,
+    m.VIRTUAL_TRY_ON: _try_on,
 }

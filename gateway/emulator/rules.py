@@ -15,6 +15,7 @@ from typing import Any
 from PIL import Image
 
 from gateway.emulator import models as m
+from gateway.emulator import tryon
 from gateway.emulator.errors import malformed
 from gateway.emulator.images import ImageRules, decode_image, mask_region
 from gateway.emulator.schema import ARRAY, BOOLEAN, INTEGER, NUMBER, OBJECT, STRING, Field, check
@@ -57,6 +58,7 @@ class ValidatedRequest:
     images: tuple[Image.Image, ...] = ()
     similarity_strength: float = 0.7
     colors: tuple[tuple[int, int, int], ...] = ()
+    try_on: tryon.TryOnParams | None = None  # VIRTUAL_TRY_ON; `image` is its sourceImage
 
     @property
     def seeds(self) -> tuple[int, ...]:
@@ -175,18 +177,19 @@ _PARAMS_BUILDERS = {
     m.IMAGE_VARIATION: _variation_props,
     m.COLOR_GUIDED_GENERATION: _color_props,
     m.BACKGROUND_REMOVAL: _background_props,
+    m.VIRTUAL_TRY_ON: tryon.try_on_props,  # Nova Canvas only: see models.MODELS
 }
 
 
 def generation_schema(model: m.ModelSpec, task: str) -> Field:
-    """imageGenerationConfig; Nova forbids width/height on edit tasks."""
+    """imageGenerationConfig; Nova forbids width/height on edit and try-on tasks."""
     props = {
         "numberOfImages": Field(INTEGER, minimum=1, maximum=m.MAX_IMAGES),
         "quality": Field(STRING, enum=("standard", "premium")),
         "cfgScale": Field(NUMBER, minimum=1.1, maximum=10.0),
         "seed": Field(INTEGER, minimum=0, maximum=m.MAX_SEED),
     }
-    if not (model.is_nova and task in (m.INPAINTING, m.OUTPAINTING)):
+    if not (model.is_nova and task in (m.INPAINTING, m.OUTPAINTING, m.VIRTUAL_TRY_ON)):
         props["width"] = Field(INTEGER)
         props["height"] = Field(INTEGER)
     return Field(OBJECT, properties=props)
@@ -312,6 +315,23 @@ def _build_background(
     return ValidatedRequest(model, task, gen, image=image)
 
 
+def _build_try_on(
+    model: m.ModelSpec, task: str, params: dict[str, Any], gen: GenerationConfig | None
+) -> ValidatedRequest:
+    parsed = tryon.parse_try_on(params, _image_rules(model))
+    return ValidatedRequest(
+        model,
+        task,
+        gen,
+        image=parsed.source,
+        mask=parsed.mask,
+        mask_prompt=parsed.mask_prompt,
+        return_mask=parsed.return_mask,
+        reference_image=parsed.reference,
+        try_on=parsed.params,
+    )
+
+
 def _parse_color(code: str) -> tuple[int, int, int]:
     return (int(code[1:3], 16), int(code[3:5], 16), int(code[5:7], 16))
 
@@ -323,4 +343,5 @@ _TASK_BUILDERS = {
     m.IMAGE_VARIATION: _build_variation,
     m.COLOR_GUIDED_GENERATION: _build_color,
     m.BACKGROUND_REMOVAL: _build_background,
+    m.VIRTUAL_TRY_ON: _build_try_on,
 }

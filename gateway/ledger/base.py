@@ -96,6 +96,7 @@ class UsageRecord:
     cost_micros: int
     image_sha256: str
     created_at: datetime
+    route_arm: str = ""  # the A/B arm ("<rule>:<model>") that routed the request
 
 
 @dataclass(frozen=True)

@@ -115,7 +115,7 @@ async def insert_usage(conn: Any, reservation_id: str, record: UsageRecord) -> b
     """Insert the usage row; False if this image was already recorded."""
     inserted = await conn.fetchval(
         f"INSERT INTO usage_records ({USAGE_COLUMNS}, reservation_id)"
-        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
+        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
         " ON CONFLICT (tenant, request_id, image_index) DO NOTHING RETURNING id",
         *(getattr(record, name) for name in USAGE_FIELDS),
         reservation_id,

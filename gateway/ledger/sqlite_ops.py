@@ -206,7 +206,7 @@ def settle(conn: sqlite3.Connection, reservation_id: str, record: UsageRecord) -
             raise LedgerError(f"reservation {reservation_id} belongs to another tenant")
         inserted = conn.execute(
             f"INSERT INTO usage_records ({USAGE_COLUMNS}, reservation_id)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
             " ON CONFLICT (tenant, request_id, image_index) DO NOTHING RETURNING id",
             (*usage_values(record), reservation_id),
         ).fetchone()
@@ -238,6 +238,7 @@ def usage_values(record: UsageRecord) -> tuple[object, ...]:
         record.cost_micros,
         record.image_sha256,
         to_us(record.created_at),
+        record.route_arm,
     )
 
 

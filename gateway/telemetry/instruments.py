@@ -143,10 +143,13 @@ class Instruments:
         quality: str,
         size_class: str,
         outcome: ImageOutcome,
+        route_arm: str = "",
     ) -> None:
-        """Count one image with its final outcome."""
+        """Count one image with its final outcome (and its A/B arm, if routed by a split)."""
         attributes = _image_attributes(tenant, model, task_type, quality, size_class)
         attributes["outcome"] = outcome
+        if route_arm:
+            attributes["route_arm"] = route_arm
         self._images.add(1, attributes)
 
     def cost(
@@ -157,9 +160,12 @@ class Instruments:
         task_type: str,
         quality: str,
         size_class: str,
+        route_arm: str = "",
     ) -> None:
         """Add settled spend, given in ledger micro-USD, as USD."""
         attributes = _image_attributes(tenant, model, task_type, quality, size_class)
+        if route_arm:
+            attributes["route_arm"] = route_arm
         self._cost.add(cost_micros / _MICROS_PER_USD, attributes)
 
     def request_duration(self, seconds: float, method: str, status_code: str, tenant: str) -> None:

@@ -1,4 +1,4 @@
-"""Scalar checks: prompt texts, bounded numbers, enums and colours.
+"""Scalar checks: prompt texts, bounded numbers, enums, names and colours.
 
 Each check records a violation on `ctx` and returns a usable value anyway, so
 the caller can keep going and report every problem of the request.
@@ -11,12 +11,23 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import TypeVar
 
+from google.protobuf.message import Message
+
 from gateway.validation.violations import Context, show
+from titan.gateway.v1 import tasks_pb2
 
 E = TypeVar("E")
+_GrowsMask = (
+    tasks_pb2.InpaintingTask
+    | tasks_pb2.SearchAndReplaceTask
+    | tasks_pb2.SearchAndRecolorTask
+    | tasks_pb2.EraseObjectTask
+)
 
 MAX_COLORS = 10
+MAX_GROW_MASK = 20
 _HEX_COLOR = re.compile(r"#[0-9A-Fa-f]{6}")
+_STYLES_SHOWN = 6
 
 
 def required_text(ctx: Context, field: str, value: str) -> str:
@@ -59,6 +70,26 @@ def bounded_float(ctx: Context, field: str, value: float, low: float, high: floa
     return number
 
 
+def optional_float(
+    ctx: Context, prefix: str, message: Message, name: str, low: float, high: float
+) -> float | None:
+    """The proto `optional float` `name` of `message` within [low, high]; None if unset."""
+    if not message.HasField(name):
+        return None
+    return bounded_float(ctx, f"{prefix}.{name}", getattr(message, name), low, high)
+
+
+def grow_mask(ctx: Context, prefix: str, message: _GrowsMask) -> int | None:
+    """`grow_mask`, 0-20 pixels, on Stability models only; None if unset."""
+    if not message.HasField("grow_mask"):
+        return None
+    field, value = f"{prefix}.grow_mask", message.grow_mask
+    if not ctx.is_stability:
+        ctx.add(field, f"is not supported by {ctx.model_id}: only Stability models grow masks")
+        return None
+    return value if bounded_int(ctx, field, value, 0, MAX_GROW_MASK) else None
+
+
 def bounded_int(ctx: Context, field: str, value: int, low: int, high: int) -> bool:
     """Whether `value` is within [low, high]; records a violation if not."""
     if low <= value <= high:
@@ -76,6 +107,36 @@ def enum_value(ctx: Context, field: str, value: int, choices: Mapping[int, E]) -
         ctx.add(field, f"must be one of {names} (got unknown value {value})")
         return None
     return choices[value]
+
+
+def choice(ctx: Context, field: str, value: str, choices: Sequence[str]) -> str | None:
+    """One of the model's own names (e.g. Nova's "BOUNDING_BOX"); empty means None."""
+    if not value:
+        return None
+    if value not in choices:
+        ctx.add(field, f"must be one of {', '.join(choices)} (got {show(value)})")
+        return None
+    return value
+
+
+def style(ctx: Context, field: str, value: str) -> str | None:
+    """A style name from the model's list; empty means "no style" (None)."""
+    if not value:
+        return None
+    styles = ctx.limits.styles
+    if not styles:
+        ctx.add(field, f"is not supported by {ctx.model_id}: it has no styles (got {show(value)})")
+        return None
+    if value in styles:
+        return value
+    shown = ", ".join(styles[:_STYLES_SHOWN]) + (", ..." if len(styles) > _STYLES_SHOWN else "")
+    hint = next((f"; did you mean {s!r}?" for s in styles if s.lower() == value.lower()), "")
+    ctx.add(
+        field,
+        f"must be one of the {len(styles)} styles of {ctx.model_id} ({shown}) "
+        f"(got {show(value)}){hint}",
+    )
+    return None
 
 
 def colors(ctx: Context, field: str, values: Sequence[str]) -> tuple[str, ...]:

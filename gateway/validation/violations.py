@@ -8,8 +8,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from gateway.enums import Dialect
 from gateway.errors import FieldViolation, InvalidRequest
-from gateway.models import FamilyLimits, ModelSpec
+from gateway.registry import ModelLimits, ModelSpec
 
 _SHOW_CHARS = 40
 
@@ -36,18 +37,27 @@ class Violations:
 
 @dataclass(frozen=True)
 class Context:
-    """What every check needs: the model being validated against and the sink."""
+    """What every check needs: the model being validated against and the sink.
+
+    `inputs` lists (field, byte count) of every input image that could be
+    opened, for the request-body check at the end.
+    """
 
     model: ModelSpec
     out: Violations = field(default_factory=Violations)
+    inputs: list[tuple[str, int]] = field(default_factory=list)
 
     @property
-    def limits(self) -> FamilyLimits:
+    def limits(self) -> ModelLimits:
         return self.model.limits
 
     @property
     def model_id(self) -> str:
         return self.model.model_id
+
+    @property
+    def is_stability(self) -> bool:
+        return self.model.dialect is Dialect.STABILITY
 
     def add(self, field: str, description: str) -> None:
         self.out.add(field, description)

@@ -21,10 +21,18 @@ from PIL import Image
 
 from gateway.domain import ImageConfig, ImageJob, InputImage, Task, TextToImage
 from gateway.enums import Quality
-from gateway.models import ModelFamily, ModelSpec
+from gateway.registry import ModelSpec, load_registry
 
-TITAN_V2 = ModelSpec("amazon.titan-image-generator-v2:0", ModelFamily.TITAN_V2)
-NOVA = ModelSpec("amazon.nova-canvas-v1:0", ModelFamily.NOVA_CANVAS)
+
+def registered(model_id: str) -> ModelSpec:
+    """A model of the shipped registry."""
+    model = load_registry().get(model_id)
+    assert model is not None, f"{model_id} is not in the shipped registry"
+    return model
+
+
+TITAN_V2 = registered("amazon.titan-image-generator-v2:0")
+NOVA = registered("amazon.nova-canvas-v1:0")
 
 
 def png_bytes(width: int = 8, height: int = 8, color: str = "red") -> bytes:

@@ -4,6 +4,7 @@ mapping, deadlines, cancellation, the wire body and credentials."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import random
 import socket
 
@@ -11,8 +12,8 @@ import grpc
 import pytest
 
 from gateway.backends.bedrock import BedrockBackend, BedrockConfig, backoff_delay
-from gateway.backends.titan_body import build_body
-from gateway.domain import ImageJob
+from gateway.dialects import GeneratedImage, build_body
+from gateway.domain import EraseObject, ImageJob, Inpainting
 from gateway.errors import (
     BackendError,
     BackendRejected,
@@ -24,7 +25,18 @@ from gateway.errors import (
     ImageFiltered,
 )
 from tests.backends.conftest import MakeBackend
-from tests.backends.support import PNG, PNG_B64, Reply, ScriptedBedrock, error_reply
+from tests.backends.support import (
+    NOVA,
+    PNG,
+    PNG_B64,
+    Reply,
+    ScriptedBedrock,
+    error_reply,
+    input_image,
+    make_job,
+    png_bytes,
+    registered,
+)
 
 THROTTLED = error_reply(429, "ThrottlingException", "Too many requests, please wait.")
 CONTENT_FILTER = (
@@ -32,6 +44,11 @@ CONTENT_FILTER = (
     "Please adjust your text prompt to submit a new request."
 )
 OUTPUT_FILTER = "All of the generated images have been blocked by our content filters."
+ERASE = "stability.stable-image-erase-object-v1:0"
+
+
+def b64(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")
 
 
 class MaxRandom(random.Random):
@@ -47,7 +64,7 @@ async def test_throttled_twice_then_image(
     server.answer(THROTTLED, THROTTLED, Reply())
     backend = await make_backend()
 
-    assert await backend.generate_one(job, 0, timeout=5) == PNG
+    assert await backend.generate_one(job, 0, timeout=5) == GeneratedImage(PNG)
     assert (len(server.seen), backend.retries, backend.throttles) == (3, 2, 2)
 
 
@@ -90,7 +107,7 @@ async def test_transient_failure_is_retried(
     server.answer(failure, Reply())
     backend = await make_backend()
 
-    assert await backend.generate_one(job, 0, timeout=5) == PNG
+    assert await backend.generate_one(job, 0, timeout=5) == GeneratedImage(PNG)
     assert (len(server.seen), backend.retries, backend.throttles) == (2, 1, 0)
 
 
@@ -220,7 +237,7 @@ async def test_partial_filter_with_an_image_returns_it(
     server.answer(Reply(body={"images": [PNG_B64], "error": some_filtered}))
     backend = await make_backend()
 
-    assert await backend.generate_one(job, 0, timeout=5) == PNG
+    assert await backend.generate_one(job, 0, timeout=5) == GeneratedImage(PNG)
 
 
 async def test_request_on_the_wire(
@@ -235,6 +252,51 @@ async def test_request_on_the_wire(
     assert seen.body == build_body(job, 2)
     assert seen.headers["Content-Type"] == "application/json"
     assert seen.headers["Accept"] == "application/json"
+
+
+STABILITY_OK = {"seeds": [7], "finish_reasons": [None], "images": [PNG_B64]}
+
+
+async def test_image_service_is_invoked_through_its_us_profile(
+    server: ScriptedBedrock, make_backend: MakeBackend
+) -> None:
+    """The registry's invoke id goes on the wire; the Stability answer is parsed."""
+    job = make_job(EraseObject(input_image()), model=registered(ERASE), cfg_scale=None)
+    server.answer(Reply(body=STABILITY_OK))
+    backend = await make_backend()
+
+    assert await backend.generate_one(job, 1, timeout=5) == GeneratedImage(PNG)
+
+    (seen,) = server.seen
+    assert seen.model_id == f"us.{ERASE}"
+    assert seen.body == build_body(job, 1)
+    assert build_body(job, 1)["seed"] == 43
+
+
+async def test_stability_prompt_filter_is_content_blocked_without_retry(
+    server: ScriptedBedrock, make_backend: MakeBackend
+) -> None:
+    job = make_job(model=registered("stability.sd3-5-large-v1:0"), cfg_scale=None)
+    server.answer(Reply(body={"finish_reasons": ["Filter reason: prompt"]}), Reply())
+    backend = await make_backend()
+
+    with pytest.raises(ContentBlocked, match="Filter reason: prompt") as caught:
+        await backend.generate_one(job, 0, timeout=5)
+    assert caught.value.code == grpc.StatusCode.PERMISSION_DENIED
+    assert (len(server.seen), backend.retries) == (1, 0)
+
+
+async def test_returned_mask_comes_back_with_the_image(
+    server: ScriptedBedrock, make_backend: MakeBackend
+) -> None:
+    mask = png_bytes(color="black")
+    task = Inpainting(input_image(), mask_prompt="the sky", return_mask=True)
+    job = make_job(task, model=NOVA, send_size=False)
+    server.answer(Reply(body={"images": [PNG_B64], "maskImage": b64(mask)}))
+    backend = await make_backend()
+
+    assert await backend.generate_one(job, 0, timeout=5) == GeneratedImage(PNG, mask)
+    assert server.seen[0].body["inPaintingParams"]["returnMask"] is True  # type: ignore[index]
 
 
 async def test_slow_model_times_out_promptly(
@@ -303,7 +365,7 @@ async def test_concurrent_calls_share_one_client(
 
     images = await asyncio.gather(*(backend.generate_one(job, i, timeout=5) for i in range(12)))
 
-    assert images == [PNG] * 12
+    assert images == [GeneratedImage(PNG)] * 12
     seeds = sorted(seen.body["imageGenerationConfig"]["seed"] for seen in server.seen)  # type: ignore[index]
     assert seeds == [42 + i for i in range(12)]
 

@@ -6,15 +6,16 @@ from __future__ import annotations
 import io
 import random
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 from PIL import Image
 
 from gateway.backends.bedrock import BedrockBackend, BedrockConfig
-from gateway.domain import ImageJob, TextToImage
+from gateway.domain import EraseObject, ImageJob, TextToImage
 from gateway.emulator import Emulator, EmulatorConfig
 from gateway.errors import BackendRejected, BackendUnavailable, ContentBlocked, ImageFiltered
-from tests.backends.support import NOVA, make_job
+from tests.backends.support import NOVA, input_image, make_job, registered
 
 EMULATOR = EmulatorConfig(
     input_block_terms=("forbidden-input",),
@@ -45,9 +46,10 @@ def decode(data: bytes) -> Image.Image:
     ids=["titan-v2", "nova-canvas"],
 )
 async def test_text_to_image_returns_a_png(backend: BedrockBackend, job: ImageJob) -> None:
-    data = await backend.generate_one(job, 0, timeout=10)
+    generated = await backend.generate_one(job, 0, timeout=10)
 
-    image = decode(data)
+    image = decode(generated.data)
+    assert generated.mask is None
     assert image.format == "PNG"
     assert image.size == (job.config.width, job.config.height)
 
@@ -72,3 +74,22 @@ async def test_persistent_500_is_retried_then_unavailable(backend: BedrockBacken
     with pytest.raises(BackendUnavailable):
         await backend.generate_one(make_job(seed=1000), 0, timeout=10)
     assert backend.retries == 1
+
+
+async def test_image_service_goes_through_its_us_profile(backend: BedrockBackend) -> None:
+    """A Stability Image Service is invoked with its `us.` profile id and its
+    {seeds, finish_reasons, images} answer is read by the stability dialect."""
+    sent: list[str] = []
+
+    def record(params: dict[str, Any], **_: Any) -> None:
+        sent.append(params["modelId"])
+
+    backend.client.meta.events.register("provide-client-params.bedrock-runtime.InvokeModel", record)
+    model = registered("stability.stable-image-erase-object-v1:0")
+    job = make_job(EraseObject(input_image(size=96)), model=model, cfg_scale=None)
+
+    generated = await backend.generate_one(job, 0, timeout=10)
+
+    assert sent == ["us.stability.stable-image-erase-object-v1:0"]
+    image = decode(generated.data)
+    assert (image.format, image.size) == ("PNG", (96, 96))

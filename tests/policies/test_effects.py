@@ -119,6 +119,23 @@ CASES = {
         allowed=False,
         message="input image 1024x1024 is larger than this tier allows (max height 512)",
     ),
+    "limit on an oversized style-transfer input denies": Case(
+        CAP,
+        {"task": "STYLE_TRANSFER", "model": NOVA, "width": 2048, "height": 1024},
+        allowed=False,
+        message="input image 2048x1024 is larger than this tier allows (max 1024x1024)",
+    ),
+    "set width and height is skipped for an upscale": Case(
+        "- {name: small, set: {width: 512, height: 512, quality: premium}}",
+        {"task": "CREATIVE_UPSCALE", "model": NOVA},
+        rewrites=(("quality", "standard", "premium"),),
+    ),
+    "deny a new task by name": Case(
+        "- {name: no-tryon, when: 'request.task == \"VIRTUAL_TRY_ON\"', deny: not on this plan}",
+        {"task": "VIRTUAL_TRY_ON", "model": NOVA},
+        allowed=False,
+        message="not on this plan",
+    ),
     "route": Case(
         f"- {{name: to-nova, when: '\"beta\" in tenant.labels', route: '{NOVA}'}}",
         rewrites=(("model", TITAN, NOVA),),

@@ -207,12 +207,12 @@ def test_moderation_runs_after_the_rules_and_not_after_a_deny() -> None:
 @pytest.mark.parametrize(
     ("changes", "price"),
     [
-        ({}, 8_000),
-        ({"quality": "premium"}, 10_000),
+        ({}, 10_000),
+        ({"quality": "premium"}, 12_000),
         ({"width": 512, "height": 512}, 8_000),
         ({"width": 1408, "height": 768}, 10_000),
         ({"width": 1408, "height": 768, "quality": "premium"}, 12_000),
-        ({"model": TITAN_V1}, 8_000),
+        ({"model": TITAN_V1}, 10_000),
         ({"model": NOVA}, 40_000),
         ({"model": NOVA, "quality": "premium"}, 60_000),
         ({"model": NOVA, "width": 2048, "height": 2048}, 60_000),
@@ -272,7 +272,60 @@ def test_no_price_denies(changes: dict[str, Any], message: str) -> None:
     assert decision.estimate_micros == 0
 
 
-def test_a_pricing_section_replaces_the_defaults() -> None:
+@pytest.mark.parametrize(
+    ("size", "quality", "price"),
+    [
+        ((512, 512), "standard", 8_000),
+        ((384, 704), "standard", 8_000),
+        ((384, 704), "premium", 10_000),
+        ((768, 768), "standard", 10_000),
+        ((1024, 1024), "standard", 10_000),
+        ((1024, 1024), "premium", 12_000),
+        ((768, 1408), "standard", 10_000),
+        ((1408, 1408), "premium", 12_000),
+    ],
+    ids=lambda v: f"{v[0]}x{v[1]}" if isinstance(v, tuple) else str(v),
+)
+def test_titan_bills_the_512_class_up_to_384x704_and_the_1024_class_above(
+    size: tuple[int, int], quality: str, price: int
+) -> None:
+    # AWS: Titan Image Generator bills 512x512-class images (at most 270,336
+    # pixels, 384x704) $0.008/$0.01 and larger ones up to 1408x1408 $0.01/$0.012.
+    policy = policy_with()
+    for model in (TITAN, TITAN_V1):
+        assert policy.price_micros(model, *size, quality) == price
+    assert policy.price_micros(TITAN, 1409, 1408, "standard") is None
+
+
+@pytest.mark.parametrize(
+    ("model", "price"),
+    [
+        ("stability.stable-image-ultra-v1:1", 140_000),
+        ("stability.stable-image-core-v1:1", 40_000),
+        ("stability.sd3-5-large-v1:0", 80_000),
+        ("stability.stable-image-remove-background-v1:0", 70_000),
+        ("stability.stable-image-erase-object-v1:0", 70_000),
+        ("stability.stable-image-inpaint-v1:0", 70_000),
+        ("stability.stable-image-search-replace-v1:0", 70_000),
+        ("stability.stable-image-search-recolor-v1:0", 70_000),
+        ("stability.stable-image-control-sketch-v1:0", 70_000),
+        ("stability.stable-image-control-structure-v1:0", 70_000),
+        ("stability.stable-image-style-guide-v1:0", 70_000),
+        ("stability.stable-style-transfer-v1:0", 80_000),
+        ("stability.stable-outpaint-v1:0", 60_000),
+        ("stability.stable-fast-upscale-v1:0", 30_000),
+        ("stability.stable-conservative-upscale-v1:0", 400_000),
+        ("stability.stable-creative-upscale-v1:0", 600_000),
+    ],
+)
+def test_stability_models_bill_a_flat_price_per_image(model: str, price: int) -> None:
+    policy = policy_with()
+    for width, height in ((512, 512), (1024, 1024), (1536, 1536), (4096, 4096)):
+        for quality in ("standard", "premium"):
+            assert policy.price_micros(model, width, height, quality) == price
+
+
+def test_a_pricing_section_overrides_the_defaults_model_by_model() -> None:
     policy = policy_with(
         extra="""
         pricing:
@@ -284,8 +337,9 @@ def test_a_pricing_section_replaces_the_defaults() -> None:
     )
     assert policy.price_micros(TITAN, 512, 512, "standard") == 5_000
     assert policy.price_micros(TITAN, 512, 513, "premium") == 11_000
-    assert policy.price_micros(TITAN, 1408, 768, "standard") is None
-    assert policy.price_micros(NOVA, 1024, 1024, "standard") is None
+    assert policy.price_micros(TITAN, 1408, 768, "standard") is None  # the file's classes only
+    assert policy.price_micros(TITAN_V1, 1408, 768, "standard") == 10_000  # not listed: default
+    assert policy.price_micros(NOVA, 1024, 1024, "standard") == 40_000
 
 
 # --- out-of-range facts ----------------------------------------------------------------------

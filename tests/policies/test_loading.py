@@ -93,6 +93,14 @@ BROKEN_FILES = {
     "cel-error-in-block.yaml": [
         "cel-error-in-block.yaml:rules[0].when: undeclared reference to 'request.cont' (line 7)"
     ],
+    "fallback-without-price.yaml": [
+        "fallback-without-price.yaml:rules[0].route.fallback[1]: falls back to model"
+        " 'stability.stable-diffusion-xl-v1', which has no price (add it under pricing) (line 9)"
+    ],
+    "split-share-out-of-range.yaml": [
+        "split-share-out-of-range.yaml:rules[0].route.split.share: a share is a fraction more"
+        " than 0 and less than 1 (0.3 sends 30%), got 30 (line 8)"
+    ],
     "route-without-price.yaml": [
         "route-without-price.yaml:rules[0].route: routes to model"
         " 'stability.stable-diffusion-xl-v1', which has no price (add it under pricing) (line 4)"

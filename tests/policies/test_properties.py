@@ -1,4 +1,5 @@
-"""`evaluate` never raises, whatever the facts, and an allowed decision is always priced."""
+"""`evaluate` never raises, whatever the facts, and an allowed decision is always priced
+(the estimate covering the dearest model of its fallback chain)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,18 @@ from policies.facts import QUALITIES, TASKS
 from tests.policies.support import EXAMPLES, NOVA, NOW, TITAN, TITAN_SIZES
 
 SAAS: Policy = load_policy((EXAMPLES / "saas-tiers.yaml").read_text(encoding="utf-8"))
+AB_RULE = """
+  - name: ab
+    when: request.task == "TEXT_IMAGE"
+    route:
+      split: {model: stability.stable-image-ultra-v1:1, share: 0.4, sticky: request}
+      fallback: [stability.stable-image-core-v1:1, amazon.nova-canvas-v1:0]
+"""
+ROUTED: Policy = load_policy(
+    (EXAMPLES / "saas-tiers.yaml")
+    .read_text(encoding="utf-8")
+    .replace("\nmoderation:", AB_RULE + "\nmoderation:", 1)
+)
 BIG = 2**70
 
 ints = st.one_of(st.integers(-10, 5000), st.integers(-BIG, BIG))
@@ -26,6 +39,7 @@ requests = st.builds(
     negative_prompt_length=ints,
     input_images=ints,
     cfg_scale=st.floats(allow_nan=True, allow_infinity=True),
+    request_key=text,
 )
 usages = st.builds(
     UsageFacts,
@@ -53,8 +67,10 @@ sizes = st.one_of(
     usage=usages,
     texts=st.dictionaries(text, text, max_size=3),
     size_options=sizes,
+    policy=st.sampled_from([SAAS, ROUTED]),
 )
 def test_evaluate_never_raises(
+    policy: Policy,
     tenant: TenantFacts,
     request: RequestFacts,
     usage: UsageFacts,
@@ -62,13 +78,19 @@ def test_evaluate_never_raises(
     size_options: tuple[tuple[int, int], ...] | None,
 ) -> None:
     facts = Facts(tenant, request, usage, texts, size_options)
-    decision = evaluate(SAAS, facts, NOW)
+    decision = evaluate(policy, facts, NOW)
     if decision.allowed:
         final = decision.request
         assert final.count >= 1
         assert decision.price_per_image_micros > 0
-        assert decision.estimate_micros == decision.price_per_image_micros * final.count
+        models = [model for model, _ in decision.model_prices]
+        assert models == [final.model, *decision.fallbacks]
+        assert final.model not in decision.fallbacks
+        assert decision.model_prices[0][1] == decision.price_per_image_micros
+        dearest = max(price for _, price in decision.model_prices)
+        assert decision.estimate_micros == dearest * final.count
     else:
         assert decision.denied_by
         assert decision.message
         assert decision.estimate_micros == 0
+        assert decision.model_prices == ()

@@ -166,6 +166,8 @@ def replica_env(env: Mapping[str, str], data_dir: Path) -> dict[str, str]:
         "TITAN_GW_LISTEN": "127.0.0.1:0",
         "TITAN_GW_DATA_DIR": str(data_dir),
         "TITAN_GW_SHUTDOWN_GRACE_S": "2",
+        # These tests' requests and prices are Titan v2's (see tests/conftest.py).
+        "TITAN_GW_DEFAULT_MODEL_ID": "amazon.titan-image-generator-v2:0",
         **env,
     }
 

@@ -2,11 +2,11 @@ from __future__ import annotations
 
 import pytest
 
-from gateway.models import ModelRegistry
+from gateway.registry import ModelRegistry
 from tests.validation.support import make_registry
 
 
 @pytest.fixture
 def registry() -> ModelRegistry:
-    """Titan v2 (the default), Titan v1 and Nova Canvas."""
+    """The shipped models; Titan v2 is the default of every task it can run."""
     return make_registry()

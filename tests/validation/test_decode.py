@@ -18,7 +18,7 @@ from gateway.domain import (
     TaskType,
     TextToImage,
 )
-from gateway.models import ModelRegistry
+from gateway.registry import ModelRegistry
 from gateway.validation import decode_request
 from tests.validation.support import NOVA, TITAN_V1, TITAN_V2, jpeg, mask_png, png, request
 from titan.gateway.v1 import tasks_pb2

@@ -9,13 +9,32 @@ import pytest
 from PIL import Image
 
 from gateway.domain import InputImage
-from gateway.models import ModelFamily, ModelSpec
+from gateway.registry import ModelSpec
 from gateway.validation.images import check_image, has_translucency, is_black_and_white
 from gateway.validation.violations import Context
-from tests.validation.support import BLACK, WHITE, encode, jpeg, png
+from tests.validation.support import (
+    BLACK,
+    NOVA,
+    SD35,
+    TITAN_V2,
+    WHITE,
+    encode,
+    jpeg,
+    make_registry,
+    png,
+    webp,
+)
 
-NOVA_SPEC = ModelSpec("amazon.nova-canvas-v1:0", ModelFamily.NOVA_CANVAS)
-TITAN_SPEC = ModelSpec("amazon.titan-image-generator-v2:0", ModelFamily.TITAN_V2)
+
+def _spec(model_id: str) -> ModelSpec:
+    spec = make_registry().get(model_id)
+    assert spec is not None
+    return spec
+
+
+NOVA_SPEC = _spec(NOVA)
+TITAN_SPEC = _spec(TITAN_V2)
+SD35_SPEC = _spec(SD35)
 
 
 def _probe(data: bytes, spec: ModelSpec = NOVA_SPEC, mask: bool = False) -> tuple[Any, list[str]]:
@@ -119,4 +138,37 @@ def test_oversized_image_is_not_decoded() -> None:
     assert image == InputImage(png(4097, 320), "PNG", 4097, 320)  # size known from the header
     assert problems == [
         "each side must be 320-4096 pixels for amazon.nova-canvas-v1:0 (got 4097x320)"
+    ]
+
+
+@pytest.mark.parametrize(
+    "img",
+    [
+        pytest.param(Image.new("RGB", (400, 320), (1, 2, 3)), id="rgb"),
+        pytest.param(Image.new("RGBA", (400, 320), (1, 2, 3, 0)), id="transparent"),
+    ],
+)
+def test_webp_is_accepted_for_stability(img: Image.Image) -> None:
+    data = encode(img, "WEBP", lossless=True)
+    assert _probe(data, SD35_SPEC) == (InputImage(data, "WEBP", 400, 320), [])
+
+
+@pytest.mark.parametrize("spec", [TITAN_SPEC, NOVA_SPEC], ids=["titan", "nova"])
+def test_webp_is_refused_for_titan_and_nova(spec: ModelSpec) -> None:
+    # The WebP parser is not even offered the bytes: the model does not take WebP.
+    assert _probe(webp(400, 320), spec) == (
+        None,
+        [f"must be a PNG or JPEG image (WebP is not accepted by {spec.model_id})"],
+    )
+
+
+def test_stability_takes_what_nova_refuses() -> None:
+    data = png(400, 330, 0, "I;16")  # 16-bit, sides not divisible by 16
+    assert _probe(data, SD35_SPEC) == (InputImage(data, "PNG", 400, 330), [])
+
+
+def test_stability_messages_name_its_formats() -> None:
+    assert _probe(b"GIF89a", SD35_SPEC)[1] == ["must be a PNG, JPEG or WebP image"]
+    assert _probe(b"", SD35_SPEC)[1] == [
+        "is required: PNG, JPEG or WebP bytes (got an empty value)"
     ]
