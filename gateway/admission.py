@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -42,13 +43,19 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class Ticket:
-    """What one admitted request holds until `finish`."""
+    """What one admitted request holds until `finish`.
+
+    `lease_lost` turns True when a renewal is refused (the reservation is
+    gone) or no renewal has succeeded for a whole lease: the request then
+    starts no more backend calls (what is in flight settles, fenced)."""
 
     tenant: Tenant
     request_id: str
     reservation: Reservation
     slot: str | None = None
     settled: set[int] = field(default_factory=set)
+    lease_lost: bool = False
+    renewed_at: float = field(default_factory=time.monotonic)
 
 
 class Admission:
@@ -127,8 +134,10 @@ class Admission:
         return Ticket(tenant, request_id, reservation, slot)
 
     async def settle(self, ticket: Ticket, record: UsageRecord) -> None:
-        """Bill one image; committed before the caller sends it."""
-        await self._ledger.settle(ticket.reservation.id, record)
+        """Bill one image; committed before the caller sends it. Raises
+        `ReservationLost` (nothing billed) when the lease was lost and the
+        budget no longer covers the image."""
+        await self._ledger.settle(ticket.reservation.id, record, budget_limits(ticket.tenant))
         ticket.settled.add(record.image_index)
 
     async def finish(self, ticket: Ticket) -> None:
@@ -165,20 +174,34 @@ class Admission:
                     )  # fmt: skip
 
     async def keep_alive(self, ticket: Ticket) -> None:
-        """Renew the ticket's leases until cancelled (run as a task beside the stream)."""
-        while True:
+        """Renew the ticket's leases until cancelled (run as a task beside the stream).
+
+        A refused renewal, or none that succeeded for a whole lease, marks the
+        lease lost: the request starts no more backend calls."""
+        while not ticket.lease_lost:
             await asyncio.sleep(self._lease_s / 3)
             try:
-                await self._renew(ticket)
-            except Exception:  # a store hiccup: try again next round; the lease is the net
+                if await self._renew(ticket):
+                    ticket.renewed_at = time.monotonic()
+                else:
+                    self._lose(ticket, "its reservation is gone")
+            except Exception:  # a store hiccup: try again next round, within the lease
                 log.warning("could not renew the leases of %s", ticket.request_id, exc_info=True)
+                if time.monotonic() - ticket.renewed_at >= self._lease_s:
+                    self._lose(ticket, f"no renewal succeeded for {self._lease_s:g}s")
 
-    async def _renew(self, ticket: Ticket) -> None:
-        await self._ledger.renew(ticket.reservation.id, now=_now(), lease_s=self._lease_s)
+    @staticmethod
+    def _lose(ticket: Ticket, why: str) -> None:
+        ticket.lease_lost = True
+        log.warning("request %s lost its lease (%s): no more backend calls", ticket.request_id, why)
+
+    async def _renew(self, ticket: Ticket) -> bool:
+        renewed = await self._ledger.renew(ticket.reservation.id, now=_now(), lease_s=self._lease_s)
         if ticket.slot is not None:
             await self._limiter.renew_slot(
                 slot_key(ticket.tenant), ticket.slot, lease_s=self._lease_s
             )
+        return renewed
 
     async def sweep_forever(self) -> None:
         """Delete expired reservations now and then (reserve ignores them anyway)."""

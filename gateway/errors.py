@@ -13,6 +13,7 @@
     ├── BudgetRefused                 FAILED_PRECONDITION + ErrorInfo BUDGET_EXHAUSTED
     ├── IdempotencyConflict           ALREADY_EXISTS (same key, different request)
     ├── StoreUnavailable              UNAVAILABLE (the ledger's database failed)
+    ├── ReservationExpired            ABORTED + ErrorInfo RESERVATION_LOST (lease lost mid-run)
     └── BackendError                  (a Bedrock call failed)
         ├── ImageFiltered             one image withheld by the output filter
         ├── BackendThrottled          UNAVAILABLE (still throttled after retries)
@@ -223,6 +224,18 @@ class StoreUnavailable(GatewayError):
     code = grpc.StatusCode.UNAVAILABLE
 
 
+class ReservationExpired(GatewayError):
+    """The request's budget reservation was lost while it ran (its replica
+    stalled past the lease, or its renewals failed) and the budget no longer
+    covers the rest: the images not yet billed are neither sent nor charged."""
+
+    code = grpc.StatusCode.ABORTED
+
+    def details(self) -> list[any_pb2.Any]:
+        info = error_details_pb2.ErrorInfo(reason="RESERVATION_LOST", domain=ERROR_DOMAIN)
+        return [_pack(info)]
+
+
 class BackendError(GatewayError):
     """A backend call failed. `per_image` errors fail one image, not the request."""
 
@@ -293,5 +306,6 @@ _CODE_NUMBERS: dict[grpc.StatusCode, int] = {
     grpc.StatusCode.NOT_FOUND: code_pb2.NOT_FOUND,
     grpc.StatusCode.ALREADY_EXISTS: code_pb2.ALREADY_EXISTS,
     grpc.StatusCode.ABORTED: code_pb2.ABORTED,
+    grpc.StatusCode.DATA_LOSS: code_pb2.DATA_LOSS,
     grpc.StatusCode.INTERNAL: code_pb2.INTERNAL,
 }

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 
 import grpc
@@ -34,6 +34,7 @@ from gateway.errors import (
     BackendThrottled,
     BackendTimeout,
     BackendUnavailable,
+    ReservationExpired,
 )
 
 
@@ -72,6 +73,7 @@ class FanOut:
         chain: ImageJob | Sequence[ImageJob],
         deadline: float,
         in_flight: dict[int, ImageJob] | None = None,
+        may_start: Callable[[], bool] | None = None,
     ) -> AsyncIterator[Outcome]:
         """Yield one outcome per image, in the order they finish.
 
@@ -81,12 +83,14 @@ class FanOut:
         if given, maps the indexes whose backend call has been sent and has
         not come back to the job it was sent for: on cancellation those are
         the images the backend may still bill, at that model's price.
+        `may_start`, if given, is asked before each backend call; False ends
+        the request with `ReservationExpired` (its lease was lost).
         """
         jobs = (chain,) if isinstance(chain, ImageJob) else tuple(chain)
         in_flight = {} if in_flight is None else in_flight
         results: asyncio.Queue[Outcome | BaseException] = asyncio.Queue()
         calls = [
-            asyncio.create_task(self._one(jobs, i, deadline, results, in_flight))
+            asyncio.create_task(self._one(jobs, i, deadline, results, in_flight, may_start))
             for i in range(jobs[0].config.count)
         ]
         try:
@@ -107,12 +111,13 @@ class FanOut:
         deadline: float,
         results: asyncio.Queue[Outcome | BaseException],
         in_flight: dict[int, ImageJob],
+        may_start: Callable[[], bool] | None,
     ) -> None:
         job = jobs[0]
         try:
             for position, job in enumerate(jobs):
                 try:
-                    image = await self._call(job, index, deadline, in_flight)
+                    image = await self._call(job, index, deadline, in_flight, may_start)
                 except BackendError as exc:
                     if position + 1 == len(jobs) or not falls_back(exc):
                         raise
@@ -129,13 +134,23 @@ class FanOut:
             results.put_nowait(exc)
 
     async def _call(
-        self, job: ImageJob, index: int, deadline: float, in_flight: dict[int, ImageJob]
+        self,
+        job: ImageJob,
+        index: int,
+        deadline: float,
+        in_flight: dict[int, ImageJob],
+        may_start: Callable[[], bool] | None,
     ) -> GeneratedImage:
         """One backend call for image `index`, marked in flight while it runs."""
         async with self._slots:
             timeout = deadline - time.monotonic()
             if timeout <= 0:
                 raise BackendTimeout("deadline passed while waiting for a backend slot")
+            if may_start is not None and not may_start():
+                raise ReservationExpired(
+                    "the request's budget reservation was lost while it ran; "
+                    "no further images were started"
+                )
             in_flight[index] = job
             try:
                 image = await self._backend.generate_one(job, index, timeout=timeout)

@@ -6,9 +6,13 @@ bytes go to the artifact store); a retry while it runs waits for it; a retry
 after it finished gets the same events and the same image bytes, and is not
 charged again. The same key with a different request is ALREADY_EXISTS.
 
-The request id (and so the usage records' key) is derived from the
-idempotency key, so even a run that is taken over after its owner died
-settles each image index at most once.
+Every attempt at a key has its own request id, so its usage rows are its
+own: an attempt that was cancelled or failed (the key is then free again)
+or taken over after its owner's lease ran out never lends its rows to the
+next attempt, whose images are billed in full (Bedrock ran them again).
+What a finished attempt delivered is replayed byte for byte: artifacts are
+kept per attempt in a store every replica shares, with their sha256, which
+is checked before a replayed image is sent.
 """
 
 from __future__ import annotations
@@ -18,18 +22,16 @@ import base64
 import hashlib
 import json
 import time
-import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import grpc
 
-from gateway.artifacts import ArtifactStore
+from gateway.artifacts import ArtifactMissing, ArtifactStore
 from gateway.errors import GatewayError, IdempotencyConflict
 from gateway.ledger import IdempotencyState, Ledger
 from titan.gateway.v1 import image_service_pb2 as pb
 
-_NAMESPACE = uuid.UUID("6f1c8a52-2f6e-4f57-9d7c-3c1d1c0e7a11")
 POLL_S = 0.1
 
 
@@ -39,9 +41,10 @@ class StillRunning(GatewayError):
     code = grpc.StatusCode.ABORTED
 
 
-def request_id_for(tenant_id: str, key: str) -> str:
-    """A stable request id for (tenant, key): retries settle the same usage rows."""
-    return str(uuid.uuid5(_NAMESPACE, f"{tenant_id}\x00{key}"))
+class ReplayUnavailable(GatewayError):
+    """A finished run's stored image is missing or not the bytes delivered."""
+
+    code = grpc.StatusCode.DATA_LOSS
 
 
 def request_hash(request: pb.GenerateImagesRequest) -> str:
@@ -55,9 +58,13 @@ class Recording:
     prefix: str
     events: list[dict[str, str]] = field(default_factory=list)
 
-    def add(self, event: pb.GenerateImagesResponse, artifact: str = "") -> None:
+    def add(self, event: pb.GenerateImagesResponse, artifact: str = "", sha256: str = "") -> None:
         self.events.append(
-            {"event": base64.b64encode(event.SerializeToString()).decode(), "artifact": artifact}
+            {
+                "event": base64.b64encode(event.SerializeToString()).decode(),
+                "artifact": artifact,
+                "sha256": sha256,
+            }
         )
 
     def encode(self) -> bytes:
@@ -92,17 +99,19 @@ class Idempotency:
                 raise StillRunning(f"the request with idempotency key {key!r} is still running")
             await asyncio.sleep(POLL_S)
 
-    def recording(self, tenant_id: str, key: str) -> Recording:
-        prefix = f"{tenant_id}/{hashlib.sha256(key.encode()).hexdigest()[:32]}"
+    def recording(self, tenant_id: str, key: str, request_id: str) -> Recording:
+        """A recording for one attempt (`request_id`) at `key`."""
+        prefix = f"{tenant_id}/{hashlib.sha256(key.encode()).hexdigest()[:32]}/{request_id}"
         return Recording(prefix)
 
     async def keep_image(self, recording: Recording, event: pb.GenerateImagesResponse) -> None:
-        name = f"{recording.prefix}/{event.image.index}.png"
-        await self._artifacts.put(name, event.image.data)
+        name = f"{recording.prefix}/{event.image.index}"
+        data = event.image.data
+        await self._artifacts.put(name, data)
         stripped = pb.GenerateImagesResponse()
         stripped.CopyFrom(event)
         stripped.image.data = b""
-        recording.add(stripped, name)
+        recording.add(stripped, name, hashlib.sha256(data).hexdigest())
 
     async def complete(self, tenant_id: str, key: str, recording: Recording) -> None:
         await self._ledger.complete_idempotency(tenant_id, key, recording.encode())
@@ -116,6 +125,17 @@ class Idempotency:
         for item in json.loads(result)["events"]:
             event = pb.GenerateImagesResponse.FromString(base64.b64decode(item["event"]))
             if item["artifact"]:
-                event.image.data = await self._artifacts.get(item["artifact"])
+                event.image.data = await self._restore(item["artifact"], item.get("sha256", ""))
             events.append(event)
         return events
+
+    async def _restore(self, name: str, sha256: str) -> bytes:
+        try:
+            data = await self._artifacts.get(name)
+        except ArtifactMissing as exc:
+            raise ReplayUnavailable(
+                f"the image of the finished request ({name}) is no longer stored"
+            ) from exc
+        if sha256 and hashlib.sha256(data).hexdigest() != sha256:
+            raise ReplayUnavailable(f"the stored image {name} is not the image delivered")
+        return data

@@ -3,7 +3,14 @@
 `start_gateway(settings)` builds the backend (Bedrock through aiobotocore,
 pointed at AWS or at the embedded emulator), the servicer, health and
 reflection, and starts a grpc.aio server. `serve()` runs it until SIGINT or
-SIGTERM, then drains in-flight streams for `shutdown_grace_s`.
+SIGTERM, then stops it in this order (`RunningGateway.stop`):
+
+1. health turns NOT_SERVING (load balancers stop sending new calls);
+2. the server stops accepting RPCs and lets in-flight streams finish for
+   `shutdown_grace_s`, then cancels the rest;
+3. every clean-up those streams started (settle what was in flight, release
+   reservations and slots, complete or free idempotency keys) runs to its end;
+4. only then the stores, the backend and the emulator are closed.
 """
 
 from __future__ import annotations
@@ -21,7 +28,7 @@ from grpc_reflection.v1alpha import reflection
 
 from gateway.admin import AdminService
 from gateway.admission import Admission
-from gateway.artifacts import LocalArtifactStore
+from gateway.artifacts import ArtifactStore, open_artifacts
 from gateway.auth import AuthInterceptor
 from gateway.backends.bedrock import BedrockBackend, BedrockConfig
 from gateway.emulator import Emulator, EmulatorConfig
@@ -37,7 +44,7 @@ from gateway.registry.catalog import price_table
 from gateway.routing import LifecycleGuard
 from gateway.service import ImageService
 from gateway.settings import Settings
-from gateway.stream import Streamer
+from gateway.stream import Cleanups, Streamer
 from gateway.telemetry.sdk import Telemetry, TelemetryConfig, configure_telemetry
 from gateway.tracing import TelemetryInterceptor
 from gateway.usage import UsageService
@@ -54,6 +61,8 @@ log = logging.getLogger(__name__)
 
 # Five 5 MB input images plus framing: Titan's own body cap is 25 MB of base64.
 MAX_MESSAGE_BYTES = 40 * 1024 * 1024
+# Clean-ups are a few ledger writes each; the store timeout bounds every one.
+CLEANUP_TIMEOUT_S = 30.0
 SERVICE_NAME = image_service_pb2.DESCRIPTOR.services_by_name["ImageService"].full_name
 ADMIN_SERVICE_NAME = admin_service_pb2.DESCRIPTOR.services_by_name["AdminService"].full_name
 USAGE_SERVICE_NAME = usage_service_pb2.DESCRIPTOR.services_by_name["UsageService"].full_name
@@ -69,6 +78,8 @@ class RunningGateway:
     parts: Parts
     emulator: Emulator | None = None
     _stack: AsyncExitStack = field(default_factory=AsyncExitStack)
+    health: health.aio.HealthServicer | None = None
+    cleanups: Cleanups = field(default_factory=Cleanups)
 
     @property
     def address(self) -> str:
@@ -89,8 +100,16 @@ class RunningGateway:
         return self.parts.ledger
 
     async def stop(self, grace: float | None = None) -> None:
-        await self.server.stop(grace)
-        await self._stack.aclose()
+        """Shut down in the order the module docstring gives; never skips a step."""
+        try:
+            if self.health is not None:
+                await self.health.enter_graceful_shutdown()  # NOT_SERVING, and stays so
+            await self.server.stop(grace)
+            left = await self.cleanups.wait(CLEANUP_TIMEOUT_S)
+            if left:
+                log.error("%d request clean-ups did not finish; their leases will expire", left)
+        finally:
+            await self._stack.aclose()
 
 
 @dataclass(frozen=True)
@@ -102,6 +121,7 @@ class Parts:
     policies: PolicyStore
     backend: BedrockBackend
     ledger: Ledger
+    artifacts: ArtifactStore
     limiter: Limiter
     observer: Observer
     telemetry: Telemetry | None
@@ -127,18 +147,23 @@ async def start_gateway(
         emulator, endpoint_url = await _start_emulator(settings, stack)
         backend = await _start_backend(settings, endpoint_url, stack, observer)
         ledger = await _start_ledger(settings, stack)
+        artifacts = open_artifacts(settings.ledger_location(), settings.data_dir / "artifacts")
+        await artifacts.start()
+        stack.push_async_callback(artifacts.close)
         limiter = open_limiter(settings.limits_url, prefix=settings.limits_prefix)
         await limiter.start()
         stack.push_async_callback(limiter.close)
-        parts = Parts(settings, registry, policies, backend, ledger, limiter, observer, telemetry)
-        server, port, admission = await _start_server(parts)
+        parts = Parts(
+            settings, registry, policies, backend, ledger, artifacts, limiter, observer, telemetry
+        )
+        server, port, admission, health_servicer, cleanups = await _start_server(parts)
         for job in (policies.watch(settings.policy_poll_s), admission.sweep_forever()):
             stack.push_async_callback(_cancel, asyncio.create_task(job))
     except BaseException:
         await stack.aclose()
         raise
     host = settings.listen.rsplit(":", 1)[0]
-    return RunningGateway(server, host, port, parts, emulator, stack)
+    return RunningGateway(server, host, port, parts, emulator, stack, health_servicer, cleanups)
 
 
 def _observer(settings: Settings, telemetry: Telemetry | None) -> Observer:
@@ -195,7 +220,9 @@ async def _start_emulator(
     return emulator, url
 
 
-async def _start_server(parts: Parts) -> tuple[grpc.aio.Server, int, Admission]:
+async def _start_server(
+    parts: Parts,
+) -> tuple[grpc.aio.Server, int, Admission, health.aio.HealthServicer, Cleanups]:
     settings, policies = parts.settings, parts.policies
     server = grpc.aio.server(
         # Telemetry outermost, so refusals by authentication are traced too.
@@ -214,11 +241,12 @@ async def _start_server(parts: Parts) -> tuple[grpc.aio.Server, int, Admission]:
     )
     idempotency = Idempotency(
         parts.ledger,
-        LocalArtifactStore(settings.data_dir / "artifacts"),
+        parts.artifacts,
         lease_s=settings.default_timeout_s + settings.reservation_lease_s,
     )
     fanout = FanOut(parts.backend, settings.backend_concurrency)
-    streamer = Streamer(fanout, admission, idempotency, parts.observer)
+    cleanups = Cleanups()
+    streamer = Streamer(fanout, admission, idempotency, parts.observer, cleanups)
     service = ImageService(
         parts.registry,
         policies,
@@ -264,9 +292,9 @@ async def _start_server(parts: Parts) -> tuple[grpc.aio.Server, int, Admission]:
         raise OSError(f"cannot listen on {settings.listen}")
     await server.start()
     serving = health_pb2.HealthCheckResponse.SERVING
-    await health_servicer.set("", serving)
-    await health_servicer.set(SERVICE_NAME, serving)
-    return server, port, admission
+    for name in ("", SERVICE_NAME, ADMIN_SERVICE_NAME, USAGE_SERVICE_NAME):
+        await health_servicer.set(name, serving)
+    return server, port, admission, health_servicer, cleanups
 
 
 def telemetry_config(settings: Settings) -> TelemetryConfig:

@@ -38,7 +38,7 @@ from gateway.errors import (
     TaskNotSupported,
 )
 from gateway.guardrail import GuardrailChecker
-from gateway.idempotency import Idempotency, Recording, request_hash, request_id_for
+from gateway.idempotency import Idempotency, Recording, request_hash
 from gateway.ledger import DenialRecord, LedgerUnavailable
 from gateway.observe import GEN_AI_MODEL, Observer
 from gateway.policy_store import PolicyStore
@@ -86,12 +86,19 @@ class ImageService(image_service_pb2_grpc.ImageServiceServicer):
     async def GenerateImages(
         self, request: pb.GenerateImagesRequest, context: Any
     ) -> AsyncIterator[pb.GenerateImagesResponse]:
+        with self._streamer.cleanups.open_request():
+            async for event in self._generate(request, context):
+                yield event
+
+    async def _generate(
+        self, request: pb.GenerateImagesRequest, context: Any
+    ) -> AsyncIterator[pb.GenerateImagesResponse]:
         request_id = str(uuid.uuid4())
         try:
             tenant, plan = await self._decide(request, request_id)
             deadline = self._deadline(context)
             if plan.job.client_request_id:
-                stream = self._keyed(request, tenant, plan, deadline)
+                stream = self._keyed(request, tenant, plan, request_id, deadline)
             else:
                 stream = self._streamer.stream(_run(tenant, plan, request_id, deadline))
             async for event in stream:
@@ -285,9 +292,12 @@ class ImageService(image_service_pb2_grpc.ImageServiceServicer):
         request: pb.GenerateImagesRequest,
         tenant: Tenant,
         plan: Plan,
+        request_id: str,
         deadline: float,
     ) -> AsyncIterator[pb.GenerateImagesResponse]:
-        """A request with an idempotency key: replay a finished run, or run and record."""
+        """A request with an idempotency key: replay a finished run, or run and
+        record. This attempt bills under its own `request_id` (see
+        `gateway.idempotency`)."""
         key = plan.job.client_request_id
         earlier = await self._idempotency.claim(tenant.id, key, request_hash(request), deadline)
         if earlier is not None:
@@ -296,8 +306,8 @@ class ImageService(image_service_pb2_grpc.ImageServiceServicer):
                     event.completed.replayed = True
                 yield event
             return
-        recording = self._idempotency.recording(tenant.id, key)
-        run = _run(tenant, plan, request_id_for(tenant.id, key), deadline, recording)
+        recording = self._idempotency.recording(tenant.id, key, request_id)
+        run = _run(tenant, plan, request_id, deadline, recording)
         finished = False
         try:
             async for event in self._streamer.stream(run):
@@ -309,7 +319,7 @@ class ImageService(image_service_pb2_grpc.ImageServiceServicer):
                 if finished
                 else self._idempotency.abandon(tenant.id, key)
             )
-            await asyncio.shield(done)
+            await self._streamer.cleanups.shielded(done)
 
     def _deadline(self, context: Any) -> float:
         """The caller's deadline as a monotonic instant (or the default timeout)."""

@@ -14,26 +14,75 @@ actually made it, and the difference is released at the end.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import logging
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Coroutine, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
 from gateway import events
 from gateway.admission import Admission, Ticket
 from gateway.domain import ImageJob
-from gateway.errors import ImageFiltered
+from gateway.errors import ImageFiltered, ReservationExpired
 from gateway.fanout import FanOut, ImageLost, ImageReady
 from gateway.idempotency import Idempotency, Recording
-from gateway.ledger import UsageRecord
+from gateway.ledger import ReservationLost, UsageRecord
 from gateway.observe import Observer
 from gateway.telemetry import ImageOutcome, size_class
 from policies import Decision, Tenant
 from titan.gateway.v1 import image_service_pb2 as pb
 
 log = logging.getLogger(__name__)
+
+
+class Cleanups:
+    """Clean-up work that must finish even when its request is cancelled
+    (settle what was in flight, release the reservation, close an
+    idempotency claim). Shutdown awaits it before it closes the stores.
+
+    A cancelled RPC runs its clean-up only after the server has let go of
+    it, so shutdown waits for the requests still open (`open_request`) as
+    well as for the clean-ups they scheduled (`shielded`)."""
+
+    def __init__(self) -> None:
+        self._pending: set[asyncio.Task[None]] = set()
+        self._open = 0
+        self._idle = asyncio.Event()
+        self._idle.set()
+
+    @contextlib.contextmanager
+    def open_request(self) -> Iterator[None]:
+        """Mark one request as running until the block exits."""
+        self._open += 1
+        self._idle.clear()
+        try:
+            yield
+        finally:
+            self._open -= 1
+            if self._open == 0:
+                self._idle.set()
+
+    def shielded(self, work: Coroutine[Any, Any, None]) -> Awaitable[None]:
+        """Run `work` to the end whatever happens to the awaiting task."""
+        task = asyncio.ensure_future(work)
+        self._pending.add(task)
+        task.add_done_callback(self._pending.discard)
+        return asyncio.shield(task)
+
+    async def wait(self, timeout: float) -> int:  # noqa: ASYNC109 (shutdown's own bound)
+        """Wait up to `timeout` seconds for the open requests and every pending
+        clean-up; how many requests and clean-ups were left."""
+        loop = asyncio.get_running_loop()
+        end = loop.time() + timeout
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout_at(end):
+                await self._idle.wait()
+        if self._pending:
+            await asyncio.wait(set(self._pending), timeout=max(0.0, end - loop.time()))
+        return self._open + len(self._pending)
 
 
 @dataclass(frozen=True)
@@ -69,8 +118,10 @@ class Streamer:
         admission: Admission,
         idempotency: Idempotency,
         observer: Observer | None = None,
+        cleanups: Cleanups | None = None,
     ) -> None:
         self._observer = observer or Observer.noop()
+        self.cleanups = cleanups or Cleanups()
         self._fanout = fanout
         self._admission = admission
         self._idempotency = idempotency
@@ -94,7 +145,7 @@ class Streamer:
             billable = (
                 {i: j for i, j in in_flight.items() if i not in ticket.settled} if cancelled else {}
             )
-            await asyncio.shield(self._close(run, ticket, billable))
+            await self.cleanups.shielded(self._close(run, ticket, billable))
 
     async def _events(
         self, run: Run, ticket: Ticket, in_flight: dict[int, ImageJob]
@@ -109,7 +160,8 @@ class Streamer:
         lost: list[ImageLost] = []
         charged = 0
         began = time.perf_counter()
-        async for outcome in self._fanout.run(run.chain, run.deadline, in_flight):
+        may_start = lambda: not ticket.lease_lost  # noqa: E731
+        async for outcome in self._fanout.run(run.chain, run.deadline, in_flight, may_start):
             if isinstance(outcome, ImageReady):
                 price = run.price_of(outcome.job)
                 await self._settle(run, ticket, outcome, price)
@@ -144,7 +196,15 @@ class Streamer:
             span.set_attribute("titan.cost_usd", price / 1e6)
             span.set_attribute("gen_ai.response.model", ready.job.model.model_id)
             record = _usage(run, ready.job, ready.index, price, ready.data)
-            await self._admission.settle(ticket, record)
+            try:
+                await self._admission.settle(ticket, record)
+            except ReservationLost as exc:
+                span.set_attribute("titan.reservation_lost", True)
+                raise ReservationExpired(
+                    f"image {ready.index} was not sent: the request's budget reservation was "
+                    "lost while it ran (its replica stalled past the lease) and the budget no "
+                    "longer covers it; nothing was charged for it"
+                ) from exc
         self._count_image(run, "delivered", price, ready.job)
 
     def _count_image(
@@ -181,7 +241,11 @@ class Streamer:
                     "request %s cancelled: image %d was in flight, billed", run.request_id, index
                 )
                 price = run.price_of(job)
-                await self._admission.settle(ticket, _usage(run, job, index, price, b""))
+                try:
+                    await self._admission.settle(ticket, _usage(run, job, index, price, b""))
+                except ReservationLost:
+                    log.warning("request %s: image %d unbilled, lease lost", run.request_id, index)
+                    continue
                 self._count_image(run, "failed", price, job)
             await self._admission.finish(ticket)
         except Exception:  # the lease returns the budget if this fails; say so loudly

@@ -164,6 +164,21 @@ class BudgetExhausted(LedgerError):
         self.resets_at = resets_at
 
 
+class ReservationLost(LedgerError):
+    """A settle found its reservation gone (released, swept, or reclaimed by a
+    reservation made after its lease ended) and the budget no longer covers
+    the image: nothing was recorded or charged, and the image must not be sent."""
+
+    def __init__(self, tenant: str, reservation_id: str, cause: BudgetExhausted) -> None:
+        super().__init__(
+            f"reservation {reservation_id} of tenant {tenant!r} is gone and the "
+            f"{cause.period.value} budget no longer covers the image "
+            f"({cause.remaining_micros} of {cause.limit_micros} micro-USD left)"
+        )
+        self.tenant = tenant
+        self.cause = cause
+
+
 class LedgerUnavailable(LedgerError):
     """The store failed (locked too long, unreachable, transaction aborted).
 
@@ -221,11 +236,23 @@ class Ledger(Protocol):
         a period the policy leaves open).
         """
 
-    async def settle(self, reservation_id: str, record: UsageRecord) -> None:
-        """Record one delivered image and charge it (once per tenant/request/index).
+    async def settle(
+        self, reservation_id: str, record: UsageRecord, limits: Sequence[BudgetLimit] = ()
+    ) -> None:
+        """Record one image and charge it (once per tenant/request/index), or
+        raise `ReservationLost`; fenced, so a budget is never overrun:
 
-        Moves the cost from the reservation (if it still exists) to spent. An
-        expired or swept reservation still bills: delivered means charged.
+        - while the reservation row exists, the cost moves from it to spent,
+          under a lock on that row (a reservation made by another replica
+          reclaims an expired lease only by deleting its row, under the
+          tenant's lock, so the two serialise);
+        - once it is gone, the image is charged only if every limit in
+          `limits` still covers it, checked in the same transaction under the
+          tenant's lock; otherwise `ReservationLost` and nothing is written.
+
+        Safety needs no agreement between replicas' clocks: a clock that runs
+        ahead can only end a lease early (and lose that request's remaining
+        images), never sell the same budget twice.
         """
 
     async def release(self, reservation_id: str) -> int:
@@ -235,7 +262,10 @@ class Ledger(Protocol):
         """Extend a live lease to at least now + lease_s; False if expired or gone."""
 
     async def sweep(self, *, now: datetime) -> int:
-        """Delete reservations whose lease ended; how many were deleted."""
+        """Delete reservations whose lease ended; how many were deleted.
+
+        `reserve` also deletes the tenant's expired reservations before it
+        counts: what is not counted any more must not be settled against."""
 
     async def budgets(
         self, tenant: str, limits: Sequence[BudgetLimit], *, now: datetime

@@ -19,6 +19,7 @@ import asyncpg
 
 from gateway.ledger import postgres_ops as ops
 from gateway.ledger.base import (
+    BudgetExhausted,
     BudgetLimit,
     BudgetState,
     DenialRecord,
@@ -27,6 +28,7 @@ from gateway.ledger.base import (
     LedgerUnavailable,
     Period,
     Reservation,
+    ReservationLost,
     UsageGroup,
     UsageRecord,
 )
@@ -98,23 +100,51 @@ class PostgresLedger:
         )
         async with self._transaction() as conn:
             await ops.lock_tenant(conn, tenant)
+            # What is no longer counted must no longer be settled against (the fence).
+            await conn.execute(
+                "DELETE FROM reservations WHERE tenant = $1 AND expires_at <= $2", tenant, now
+            )
             snapshot = await ops.snapshot(conn, tenant, now)
             check_reservation(tenant, amount_micros, limits, snapshot, now)
             await ops.insert_reservation(conn, reservation, now)
         return reservation
 
-    async def settle(self, reservation_id: str, record: UsageRecord) -> None:
+    async def settle(
+        self, reservation_id: str, record: UsageRecord, limits: Sequence[BudgetLimit] = ()
+    ) -> None:
         require_record(record)
+        require_limits(limits)
         async with self._transaction() as conn:
+            if await ops.already_settled(conn, record):
+                return  # this image was settled before: never charge twice
+            # The row lock is the fence: a reserve that reclaims this lease
+            # deletes the row, so it waits for this settle (or goes first).
             owner = await conn.fetchval(
-                "SELECT tenant FROM reservations WHERE id = $1", reservation_id
+                "SELECT tenant FROM reservations WHERE id = $1 FOR UPDATE", reservation_id
             )
             if owner is not None and owner != record.tenant:
                 raise LedgerError(f"reservation {reservation_id} belongs to another tenant")
+            if owner is None:
+                await self._still_covered(conn, reservation_id, record, limits)
             if not await ops.insert_usage(conn, reservation_id, record):
-                return  # this image was settled before: never charge twice
+                return
             await ops.add_spend(conn, record)
             await ops.shrink_reservation(conn, reservation_id, record.cost_micros)
+
+    @staticmethod
+    async def _still_covered(
+        conn: Any, reservation_id: str, record: UsageRecord, limits: Sequence[BudgetLimit]
+    ) -> None:
+        """The lease was lost: charge only what the budget still covers, decided
+        under the tenant's lock like a reservation."""
+        await ops.lock_tenant(conn, record.tenant)
+        snapshot = await ops.snapshot(conn, record.tenant, record.created_at)
+        try:
+            check_reservation(
+                record.tenant, record.cost_micros, limits, snapshot, record.created_at
+            )
+        except BudgetExhausted as exc:
+            raise ReservationLost(record.tenant, reservation_id, exc) from exc
 
     async def release(self, reservation_id: str) -> int:
         async with self._connection() as conn:

@@ -111,6 +111,16 @@ async def shrink_reservation(conn: Any, reservation_id: str, cost_micros: int) -
     )
 
 
+async def already_settled(conn: Any, record: UsageRecord) -> bool:
+    found = await conn.fetchval(
+        "SELECT 1 FROM usage_records WHERE tenant = $1 AND request_id = $2 AND image_index = $3",
+        record.tenant,
+        record.request_id,
+        record.image_index,
+    )
+    return found is not None
+
+
 async def insert_usage(conn: Any, reservation_id: str, record: UsageRecord) -> bool:
     """Insert the usage row; False if this image was already recorded."""
     inserted = await conn.fetchval(

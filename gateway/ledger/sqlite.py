@@ -92,9 +92,12 @@ class SqliteLedger:
         await self._run(ops.reserve, reservation, limits, now)
         return reservation
 
-    async def settle(self, reservation_id: str, record: UsageRecord) -> None:
+    async def settle(
+        self, reservation_id: str, record: UsageRecord, limits: Sequence[BudgetLimit] = ()
+    ) -> None:
         require_record(record)
-        await self._run(ops.settle, reservation_id, record)
+        require_limits(limits)
+        await self._run(ops.settle, reservation_id, record, tuple(limits))
 
     async def release(self, reservation_id: str) -> int:
         return await self._run(ops.release, reservation_id)

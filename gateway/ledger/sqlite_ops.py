@@ -19,6 +19,7 @@ from typing import Any
 
 from gateway.ledger.base import (
     EPOCH,
+    BudgetExhausted,
     BudgetLimit,
     DenialRecord,
     IdempotencyClaim,
@@ -26,6 +27,7 @@ from gateway.ledger.base import (
     LedgerError,
     Period,
     Reservation,
+    ReservationLost,
     UsageGroup,
     UsageRecord,
 )
@@ -180,6 +182,11 @@ def reserve(
     now: datetime,
 ) -> None:
     with write(conn):
+        # What is no longer counted must no longer be settled against (the fence).
+        conn.execute(
+            "DELETE FROM reservations WHERE tenant = ? AND expires_at <= ?",
+            (reservation.tenant, to_us(now)),
+        )
         snap = snapshot(conn, reservation.tenant, now)
         check_reservation(reservation.tenant, reservation.amount_micros, limits, snap, now)
         conn.execute(
@@ -197,13 +204,29 @@ def reserve(
         )
 
 
-def settle(conn: sqlite3.Connection, reservation_id: str, record: UsageRecord) -> None:
+def settle(
+    conn: sqlite3.Connection,
+    reservation_id: str,
+    record: UsageRecord,
+    limits: Sequence[BudgetLimit],
+) -> None:
+    """See `Ledger.settle`; SQLite has one writer, so the write lock is the fence."""
     with write(conn):
+        if already_settled(conn, record):
+            return  # this image was settled before: never charge twice
         owner = conn.execute(
             "SELECT tenant FROM reservations WHERE id = ?", (reservation_id,)
         ).fetchone()
         if owner is not None and owner[0] != record.tenant:
             raise LedgerError(f"reservation {reservation_id} belongs to another tenant")
+        if owner is None:
+            snap = snapshot(conn, record.tenant, record.created_at)
+            try:
+                check_reservation(
+                    record.tenant, record.cost_micros, limits, snap, record.created_at
+                )
+            except BudgetExhausted as exc:
+                raise ReservationLost(record.tenant, reservation_id, exc) from exc
         inserted = conn.execute(
             f"INSERT INTO usage_records ({USAGE_COLUMNS}, reservation_id)"
             " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
@@ -223,6 +246,14 @@ def settle(conn: sqlite3.Connection, reservation_id: str, record: UsageRecord) -
             "UPDATE reservations SET remaining_micros = MAX(0, remaining_micros - ?) WHERE id = ?",
             (record.cost_micros, reservation_id),
         )
+
+
+def already_settled(conn: sqlite3.Connection, record: UsageRecord) -> bool:
+    row = conn.execute(
+        "SELECT 1 FROM usage_records WHERE tenant = ? AND request_id = ? AND image_index = ?",
+        (record.tenant, record.request_id, record.image_index),
+    ).fetchone()
+    return row is not None
 
 
 def usage_values(record: UsageRecord) -> tuple[object, ...]:

@@ -6,7 +6,14 @@ from datetime import UTC, datetime
 
 import pytest
 
-from gateway.ledger import BudgetExhausted, BudgetLimit, Ledger, LedgerError, Period
+from gateway.ledger import (
+    BudgetExhausted,
+    BudgetLimit,
+    Ledger,
+    LedgerError,
+    Period,
+    ReservationLost,
+)
 
 from .support import LEASE_S, PRICE, T0, day, month, seconds, usage
 
@@ -130,16 +137,52 @@ async def test_release_returns_the_remainder_once(ledger: Ledger) -> None:
 
 async def test_an_expired_reservation_stops_blocking_and_is_swept(ledger: Ledger) -> None:
     await ledger.reserve("acme", "dead", LIMIT, [day(LIMIT)], now=T0, lease_s=10)
+    await ledger.reserve("globex", "idle", PRICE, [], now=T0, lease_s=10)
     with pytest.raises(BudgetExhausted):
         await ledger.reserve("acme", "r2", PRICE, [day(LIMIT)], now=T0 + seconds(9.999), lease_s=10)
 
     later = T0 + seconds(10)  # the lease ends at T0 + 10 s exactly
     await ledger.reserve("acme", "r2", LIMIT, [day(LIMIT)], now=later, lease_s=10)
 
+    # acme's dead hold was reclaimed (deleted) by acme's own reserve; the
+    # sweeper takes what nobody reclaimed.
     assert await ledger.sweep(now=later) == 1
     assert await ledger.sweep(now=later) == 0
     (state,) = await ledger.budgets("acme", [day(LIMIT)], now=later)
     assert state.reserved_micros == LIMIT
+
+
+async def test_a_settle_against_a_reclaimed_reservation_is_refused_when_the_budget_is_gone(
+    ledger: Ledger,
+) -> None:
+    """The fence: once another reservation took the budget of an expired
+    lease, the late owner cannot settle against it."""
+    limits = [day(LIMIT)]
+    stale = await ledger.reserve("acme", "r1", LIMIT, limits, now=T0, lease_s=10)
+    await ledger.reserve("acme", "r2", LIMIT, limits, now=T0 + seconds(10), lease_s=60)
+
+    with pytest.raises(ReservationLost):
+        await ledger.settle(stale.id, usage("acme", "r1", 0, at=T0 + seconds(11)), limits)
+
+    (state,) = await ledger.budgets("acme", limits, now=T0 + seconds(11))
+    assert (state.spent_micros, state.reserved_micros) == (0, LIMIT)
+    assert await ledger.settled_total("acme") == 0
+    assert await ledger.recent_usage("acme") == []
+
+
+async def test_a_late_settle_bills_what_the_budget_still_covers(ledger: Ledger) -> None:
+    limits = [day(3 * PRICE)]
+    stale = await ledger.reserve("acme", "r1", 2 * PRICE, limits, now=T0, lease_s=10)
+    await ledger.reserve("acme", "r2", 2 * PRICE, limits, now=T0 + seconds(10), lease_s=60)
+
+    await ledger.settle(stale.id, usage("acme", "r1", 0, at=T0 + seconds(11)), limits)
+    with pytest.raises(ReservationLost):
+        await ledger.settle(stale.id, usage("acme", "r1", 1, at=T0 + seconds(11)), limits)
+    # A repeated settle of a billed image is a no-op, never a refusal.
+    await ledger.settle(stale.id, usage("acme", "r1", 0, at=T0 + seconds(12)), limits)
+
+    (state,) = await ledger.budgets("acme", limits, now=T0 + seconds(12))
+    assert (state.spent_micros, state.reserved_micros) == (PRICE, 2 * PRICE)
 
 
 async def test_settle_after_expiry_still_bills(ledger: Ledger) -> None:

@@ -126,6 +126,7 @@ class Replica:
         """SIGTERM, a bounded wait for the drain, then SIGKILL."""
         if self.alive:
             with contextlib.suppress(ProcessLookupError):
+                self.process.send_signal(signal.SIGCONT)  # a paused one cannot drain
                 self.process.send_signal(signal.SIGTERM)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.process.wait(), STOP_TIMEOUT_S)
@@ -149,6 +150,14 @@ class Replicas(list[str]):
     async def kill(self, index: int) -> None:
         """Crash replica `index` (SIGKILL) and wait until it is gone."""
         await self.members[index].kill()
+
+    def pause(self, index: int) -> None:
+        """Freeze replica `index` (SIGSTOP): its event loop, leases and calls stop."""
+        self.members[index].process.send_signal(signal.SIGSTOP)
+
+    def resume(self, index: int) -> None:
+        """Let a paused replica run on (SIGCONT)."""
+        self.members[index].process.send_signal(signal.SIGCONT)
 
     def logs(self) -> str:
         """Every replica's stderr tail, for assertion messages."""

@@ -1,9 +1,6 @@
-"""Where delivered images are kept so an idempotent retry gets the same bytes.
-
-`ArtifactStore` is the seam (an S3 store would implement the same two
-methods); `LocalArtifactStore` writes files under `data_dir/artifacts`,
-atomically (temp file + rename) so a reader never sees half an image.
-"""
+"""`LocalArtifactStore`: artifacts as files under `data_dir/artifacts`, for
+one replica; written atomically (temp file + rename) so a reader never sees
+half an image."""
 
 from __future__ import annotations
 
@@ -11,13 +8,8 @@ import asyncio
 import os
 import tempfile
 from pathlib import Path
-from typing import Protocol
 
-
-class ArtifactStore(Protocol):
-    async def put(self, name: str, data: bytes) -> None: ...
-
-    async def get(self, name: str) -> bytes: ...
+from gateway.artifacts.base import ArtifactMissing
 
 
 class LocalArtifactStore:
@@ -30,7 +22,16 @@ class LocalArtifactStore:
         await asyncio.to_thread(self._write, self._path(name), data)
 
     async def get(self, name: str) -> bytes:
-        return await asyncio.to_thread(self._path(name).read_bytes)
+        try:
+            return await asyncio.to_thread(self._path(name).read_bytes)
+        except FileNotFoundError as exc:
+            raise ArtifactMissing(name) from exc
+
+    async def start(self) -> None:
+        """Nothing to connect."""
+
+    async def close(self) -> None:
+        """Nothing to release."""
 
     def _path(self, name: str) -> Path:
         path = (self._root / name).resolve()
