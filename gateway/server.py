@@ -44,6 +44,7 @@ from gateway.registry.catalog import price_table
 from gateway.routing import LifecycleGuard
 from gateway.service import ImageService
 from gateway.settings import Settings
+from gateway.startup import ListenError
 from gateway.stream import Cleanups, Streamer
 from gateway.telemetry.sdk import Telemetry, TelemetryConfig, configure_telemetry
 from gateway.tracing import TelemetryInterceptor
@@ -228,8 +229,11 @@ async def _start_server(
         # Telemetry outermost, so refusals by authentication are traced too.
         interceptors=[TelemetryInterceptor(parts.observer), AuthInterceptor(policies)],
         options=[
-            ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+            ("grpc.max_receive_message_length", settings.max_receive_message_bytes),
             ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+            # One process per address: gRPC sets SO_REUSEPORT by default, and a
+            # second gateway on a port in use would bind too and split traffic.
+            ("grpc.so_reuseport", 0),
         ],
     )
     admission = Admission(
@@ -287,9 +291,12 @@ async def _start_server(
         ),
         server,
     )
-    port = server.add_insecure_port(settings.listen)
+    try:
+        port = server.add_insecure_port(settings.listen)
+    except RuntimeError:  # grpcio raises "Failed to bind" where older versions returned 0
+        port = 0
     if port == 0:
-        raise OSError(f"cannot listen on {settings.listen}")
+        raise ListenError.for_address(settings.listen)
     await server.start()
     serving = health_pb2.HealthCheckResponse.SERVING
     for name in ("", SERVICE_NAME, ADMIN_SERVICE_NAME, USAGE_SERVICE_NAME):

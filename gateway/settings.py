@@ -2,18 +2,34 @@
 
 Precedence (highest first): environment variables `TITAN_GW_*` (nested with
 `__`, e.g. `TITAN_GW_EMULATOR__LATENCY_MS=50`), then the YAML config file
-named by `TITAN_GW_CONFIG` or `--config`, then the defaults below. AWS
+named by `TITAN_GW_CONFIG` or `--config`, then the defaults below; values
+given to `load_settings` itself (tests, CLI flags) beat all three. Unknown
+keys are errors wherever they come from: a `TITAN_GW_*` variable that names no
+setting (and is none of `NON_SETTING_VARIABLES`) is refused, not ignored. AWS
 credentials are never read from here: the standard AWS chain supplies them.
 """
 
 from __future__ import annotations
 
+import difflib
+import hashlib
+import ipaddress
+import os
+import types
+import typing
+from collections.abc import Iterable, Mapping
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, model_validator
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic_settings import (
+    BaseSettings,
+    InitSettingsSource,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
 
 from gateway.enums import TaskType
 from gateway.registry import ModelRegistry, load_registry
@@ -22,6 +38,33 @@ ENV_PREFIX = "TITAN_GW_"
 # The development policy shipped with the package: one demo tenant whose key
 # is documented in the README. Real deployments point policy_file elsewhere.
 DEV_POLICY = Path(__file__).resolve().parent.parent / "policies" / "examples" / "dev.yaml"
+# `TITAN_GW_*` variables the gateway reads that are not settings. Every other
+# variable with the prefix must name a setting. Reading a new one anywhere
+# means adding it here (tests/test_settings.py checks the sources).
+NON_SETTING_VARIABLES = frozenset(
+    {
+        "TITAN_GW_CONFIG",  # the config file (`serve`, `policy explain`)
+        "TITAN_GW_TARGET",  # the CLI client's gateway address
+        "TITAN_GW_API_KEY",  # the CLI client's tenant key
+        "TITAN_GW_ADMIN_KEY",  # the CLI client's admin key
+    }
+)
+MIB = 1024 * 1024
+
+
+class SettingsError(ValueError):
+    """Settings cannot be loaded; `problems` holds one line per problem.
+
+    (A value that breaks a field's rules is a pydantic `ValidationError`.)
+    """
+
+    def __init__(self, problems: Iterable[str]) -> None:
+        self.problems: tuple[str, ...] = tuple(problems)
+        super().__init__("\n".join(self.problems))
+
+
+class DevPolicyRefused(ValueError):
+    """The published dev policy would serve where its public keys are a risk."""
 
 
 class EmulatorSettings(BaseModel):
@@ -97,12 +140,45 @@ class Settings(BaseSettings):
         None, gt=0, description="cap across all tenants (stay under the Bedrock account quota)"
     )
     shutdown_grace_s: float = Field(10.0, ge=0)
+    max_receive_message_bytes: int = Field(
+        40 * MIB,
+        ge=1 * MIB,
+        le=64 * MIB,
+        description=(
+            "largest request message the server accepts (grpc.max_receive_message_length); "
+            "larger ones are refused by gRPC before they are parsed"
+        ),
+    )
+    allow_dev_policy: bool = Field(
+        False,
+        description=(
+            "serve the published dev policy on a non-loopback address or against real Bedrock"
+        ),
+    )
     emulator: EmulatorSettings = Field(default_factory=EmulatorSettings)  # type: ignore[arg-type]
     telemetry: TelemetrySettings = Field(default_factory=TelemetrySettings)  # type: ignore[arg-type]
 
     @model_validator(mode="after")
     def _registry_loads(self) -> Settings:
         self.registry()  # a bad registry file or default fails at load, not per request
+        return self
+
+    @model_validator(mode="after")
+    def _dev_policy_stays_local(self) -> Settings:
+        if self.allow_dev_policy:
+            return self
+        reasons = []
+        if not is_loopback(self.listen):
+            reasons.append(f"on the non-loopback address {self.listen}")
+        if self.backend == "bedrock":
+            reasons.append("against real Bedrock (backend: bedrock)")
+        if reasons and is_dev_policy(self.policy_file):
+            raise DevPolicyRefused(
+                f"policy_file {self.policy_file} is the published dev policy, whose keys are "
+                f"public in the README: refusing to serve it {' and '.join(reasons)}; point "
+                "policy_file at your own policy, or set allow_dev_policy: true "
+                f"({ENV_PREFIX}ALLOW_DEV_POLICY=true) to serve it anyway"
+            )
         return self
 
     def ledger_location(self) -> str:
@@ -124,23 +200,189 @@ class Settings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        # Environment beats the file, which beats the defaults; the file's
-        # values arrive as init kwargs (see `load_settings`).
-        return (env_settings, init_settings)
+        # Init kwargs (`load_settings` overrides) beat the environment, which
+        # beats the config file (see `load_settings`), which beats the defaults.
+        # Sources are merged deeply: a nested value replaces only itself.
+        file_settings = InitSettingsSource(settings_cls, dict(_CONFIG_FILE_VALUES.get()))
+        return (init_settings, env_settings, file_settings)
+
+
+# The config file's values while `load_settings` builds a Settings object.
+_CONFIG_FILE_VALUES: ContextVar[Mapping[str, Any]] = ContextVar(
+    "_CONFIG_FILE_VALUES", default=types.MappingProxyType({})
+)
 
 
 def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings:
     """Settings from `config_file` (YAML), the environment, then `overrides`.
 
-    `overrides` (used by tests and CLI flags) beat everything else.
+    `overrides` (used by tests and CLI flags) beat everything else. Raises
+    `SettingsError` for an unreadable config file or a `TITAN_GW_*` variable
+    that names no setting, and pydantic's `ValidationError` for bad values.
     """
-    values: dict[str, Any] = {}
-    if config_file is not None:
-        loaded = yaml.safe_load(config_file.read_text(encoding="utf-8")) or {}
-        if not isinstance(loaded, dict):
-            raise ValueError(f"{config_file}: top level must be a mapping")
-        values.update(loaded)
-    settings = Settings(**values)
-    if overrides:
-        settings = Settings.model_validate({**settings.model_dump(), **overrides})
-    return settings
+    values = read_config_file(config_file) if config_file is not None else {}
+    check_environment(os.environ)
+    token = _CONFIG_FILE_VALUES.set(values)
+    try:
+        return Settings(**overrides)
+    finally:
+        _CONFIG_FILE_VALUES.reset(token)
+
+
+def read_config_file(path: Path) -> dict[str, Any]:
+    """The top-level mapping of a YAML settings file."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise SettingsError([f"config file {path}: {exc.strerror or exc}"]) from exc
+    except UnicodeDecodeError as exc:
+        raise SettingsError([f"config file {path}: not UTF-8 text ({exc.reason})"]) from exc
+    try:
+        loaded = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        where = ""
+        if (mark := getattr(exc, "problem_mark", None)) is not None:
+            where = f" (line {mark.line + 1})"
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise SettingsError([f"config file {path}: not valid YAML: {problem}{where}"]) from exc
+    if loaded is None:
+        return {}
+    if not isinstance(loaded, dict):
+        raise SettingsError([f"config file {path}: top level must be a mapping"])
+    return loaded
+
+
+# -- unknown variables ---------------------------------------------------------
+
+
+def check_environment(environ: Mapping[str, str]) -> None:
+    """Refuse every `TITAN_GW_*` variable that names no setting.
+
+    pydantic-settings ignores them, so a misspelt variable would silently leave
+    its setting at the default. Names are case-insensitive, as when they are read.
+    """
+    problems = [
+        problem
+        for name in sorted(environ)
+        if (problem := unknown_variable_problem(name)) is not None
+    ]
+    if problems:
+        raise SettingsError(problems)
+
+
+def unknown_variable_problem(name: str) -> str | None:
+    """Why `name` is an unknown `TITAN_GW_*` variable, or None when it is fine."""
+    upper = name.upper()
+    if not upper.startswith(ENV_PREFIX) or upper in NON_SETTING_VARIABLES:
+        return None
+    path = upper[len(ENV_PREFIX) :].lower().split("__")
+    if _names_a_setting(Settings, path):
+        return None
+    problem = f"unknown variable {name}: no setting {'.'.join(path)!r}"
+    # Compared without the prefix, which every candidate shares.
+    candidates: dict[str, tuple[str, ...] | None] = {
+        "__".join(p): p for p in setting_paths(Settings)
+    }
+    candidates |= {n[len(ENV_PREFIX) :].lower(): None for n in NON_SETTING_VARIABLES}
+    close = difflib.get_close_matches("__".join(path), list(candidates), n=1)
+    if close:
+        meant = candidates[close[0]]
+        if meant is None:
+            problem += f" (did you mean {ENV_PREFIX}{close[0].upper()}?)"
+        else:
+            problem += f" (did you mean {'.'.join(meant)!r}, {variable_name(meant)}?)"
+    return problem
+
+
+def variable_name(path: Iterable[str]) -> str:
+    """The environment variable of a setting: ("emulator", "latency_ms") ->
+    TITAN_GW_EMULATOR__LATENCY_MS."""
+    return ENV_PREFIX + "__".join(path).upper()
+
+
+def setting_paths(model: type[BaseModel]) -> list[tuple[str, ...]]:
+    """Every setting's path, nested models' fields included."""
+    paths: list[tuple[str, ...]] = []
+    for field_name, field in model.model_fields.items():
+        nested = _nested_model(field.annotation)
+        if nested is None:
+            paths.append((field_name,))
+        else:
+            paths += [(field_name, *p) for p in setting_paths(nested)]
+    return paths
+
+
+def _names_a_setting(model: type[BaseModel], path: list[str]) -> bool:
+    field = model.model_fields.get(path[0])
+    if field is None:
+        return False
+    if len(path) == 1:
+        return True
+    nested = _nested_model(field.annotation)
+    if nested is not None:
+        return _names_a_setting(nested, path[1:])
+    return _is_mapping(field.annotation)  # a key of a dict setting, checked by its type
+
+
+def _nested_model(annotation: Any) -> type[BaseModel] | None:
+    for candidate in _union_members(annotation):
+        if isinstance(candidate, type) and issubclass(candidate, BaseModel):
+            return candidate
+    return None
+
+
+def _is_mapping(annotation: Any) -> bool:
+    for candidate in _union_members(annotation):
+        origin = typing.get_origin(candidate) or candidate
+        if isinstance(origin, type) and issubclass(origin, Mapping):
+            return True
+    return False
+
+
+def _union_members(annotation: Any) -> tuple[Any, ...]:
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        return typing.get_args(annotation)
+    return (annotation,)
+
+
+# -- the dev policy ------------------------------------------------------------
+
+
+def is_dev_policy(path: Path) -> bool:
+    """Whether `path` is the shipped dev policy: the same file, or a byte-for-byte
+    copy of it anywhere (its sha256 equals the shipped file's)."""
+    try:
+        if path.resolve() == DEV_POLICY.resolve():
+            return True
+        shipped = DEV_POLICY.read_bytes()
+        return hashlib.sha256(path.read_bytes()).digest() == hashlib.sha256(shipped).digest()
+    except (OSError, RuntimeError):  # unreadable: the policy loader reports it
+        return False
+
+
+def split_listen(listen: str) -> tuple[str, str]:
+    """`host:port` -> (host, port); IPv6 brackets dropped, `[::]:1` -> ("::", "1")."""
+    host, _, port = listen.rpartition(":")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    return host, port
+
+
+def is_loopback(listen: str) -> bool:
+    """Whether a listen address is reachable from this machine only.
+
+    Conservative: a host name other than `localhost`, a wildcard address or
+    anything unparsable counts as reachable from elsewhere.
+    """
+    if listen.startswith(("unix:", "unix-abstract:")):
+        return True
+    host = split_listen(listen)[0]
+    if host.lower() == "localhost":
+        return True
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return address.ipv4_mapped.is_loopback
+    return address.is_loopback

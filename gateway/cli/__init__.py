@@ -12,7 +12,6 @@ python -m gateway --help
 from __future__ import annotations
 
 import argparse
-import asyncio
 from pathlib import Path
 
 from gateway.cli.client import add_client_commands, run_client_command
@@ -58,17 +57,10 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _serve(args: argparse.Namespace) -> int:
+    """Serve; a configuration problem is one `error:` line each on stderr, exit 2."""
     import os
 
-    from gateway.server import serve
-    from gateway.settings import load_settings
-    from gateway.telemetry import configure_logging
+    from gateway.startup import run
 
     config = args.config or (Path(p) if (p := os.environ.get("TITAN_GW_CONFIG")) else None)
-    settings = load_settings(config)
-    if args.verbose:
-        telemetry = settings.telemetry.model_copy(update={"console": True})
-        settings = settings.model_copy(update={"telemetry": telemetry})
-    configure_logging(args.log_level, settings.telemetry.json_logs)
-    asyncio.run(serve(settings))
-    return 0
+    return run(config, log_level=args.log_level, verbose=args.verbose)

@@ -19,7 +19,7 @@ from gateway.decisions import decide
 from gateway.errors import InvalidRequest, TaskNotSupported
 from gateway.registry import ModelRegistry, load_registry
 from gateway.registry.catalog import price_table
-from gateway.settings import load_settings
+from gateway.settings import SettingsError, load_settings
 from gateway.validation import decode_request
 from policies import Policy, PolicyError, explain, hash_key, load_policy
 from titan.gateway.v1 import image_service_pb2 as pb
@@ -62,7 +62,11 @@ def _check(files: list[Path]) -> int:
 
 
 def _explain(args: argparse.Namespace) -> int:
-    registry = load_settings(args.config).registry()
+    try:
+        registry = load_settings(args.config).registry()
+    except (SettingsError, ValueError) as exc:  # pydantic's ValidationError is a ValueError
+        print(f"error: the gateway settings cannot be loaded: {exc}", file=sys.stderr)
+        return 2
     try:
         policy = _load(args.file, registry)
     except PolicyError as exc:
