@@ -4,19 +4,35 @@ except health and reflection.
 Keys are looked up through the serving policy, which stores only their
 sha256 hashes and compares them in constant time. The caller is handed to
 the servicer through a context variable set inside the RPC's own task.
+
+Authentication comes before decoding, by construction. grpc decodes a
+request with its handler's `request_deserializer` before the behaviour runs,
+and this interceptor picks the handler once it knows the caller, before grpc
+reads the body. An unknown caller's handler has a deserializer that drops the
+body unparsed (grpc still receives it whole: a one-message request is read
+before any behaviour runs), then refuses. Only a known caller's handler
+parses it, and a body that is not the method's message is INVALID_ARGUMENT
+naming the message type, never an exception class. Neither hands the body
+itself to a behaviour: an aborted call's frames stay alive (grpc keeps the
+abort exception, whose traceback holds them) until the cyclic GC runs.
 """
 
 from __future__ import annotations
 
+import functools
+import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
 
 import grpc
+from google.protobuf import descriptor_pool
 
 from gateway.policy_store import PolicyStore
 from policies import Tenant
+
+log = logging.getLogger(__name__)
 
 PUBLIC_PREFIXES = ("/grpc.health.v1.", "/grpc.reflection.")
 
@@ -52,7 +68,8 @@ def bearer_key(metadata: Any) -> str | None:
 
 
 class AuthInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
-    """Resolves the caller before the handler runs; unknown keys never reach it."""
+    """Resolves the caller before the request is decoded; unknown keys never reach
+    the handler, and their request bodies are never parsed."""
 
     def __init__(self, store: PolicyStore) -> None:
         self._store = store
@@ -67,8 +84,12 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
             return handler
         who = self._resolve(bearer_key(details.invocation_metadata))
         if who is None:
-            return _refusing(handler)
-        return _with_caller(handler, who)
+            return _refusing(handler, grpc.StatusCode.UNAUTHENTICATED, _UNAUTHENTICATED)
+        if handler.request_streaming:
+            # Its messages would be decoded by grpc as they are read, or read
+            # raw through `context.read()`: no such RPC is served, so fail closed.
+            return _refusing(handler, grpc.StatusCode.UNIMPLEMENTED, _STREAMING_REQUESTS)
+        return _with_caller(handler, who, _request_type(details.method))
 
     def _resolve(self, key: str | None) -> Caller | None:
         if key is None:
@@ -81,51 +102,112 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
 
 
 _UNAUTHENTICATED = "missing or unknown API key (send 'authorization: Bearer <key>')"
+_STREAMING_REQUESTS = "request-streaming RPCs are not served"
 
 
-def _refusing(handler: Any) -> Any:
+@functools.cache  # keyed by registered methods only: unknown ones never get here
+def _request_type(method: str) -> str:
+    """The full name of `/pkg.Service/Method`'s request message."""
+    service, _, name = method.lstrip("/").partition("/")
+    try:
+        found = descriptor_pool.Default().FindMethodByName(f"{service}.{name}")
+    except KeyError:
+        return "request"
+    return str(found.input_type.full_name)
+
+
+def _refusing(handler: Any, code: grpc.StatusCode, message: str) -> Any:
+    """A handler of `handler`'s kind that drops the request body unparsed and
+    ends the call with `code` at once."""
     if handler.response_streaming:
 
         async def refuse_stream(request: Any, context: Any) -> AsyncIterator[Any]:
-            await context.abort(grpc.StatusCode.UNAUTHENTICATED, _UNAUTHENTICATED)
+            await context.abort(code, message)
             yield  # pragma: no cover  (makes this an async generator)
 
-        return _same_kind(handler, refuse_stream)
+        return _same_kind(handler, refuse_stream, _discard)
 
     async def refuse(request: Any, context: Any) -> Any:
-        await context.abort(grpc.StatusCode.UNAUTHENTICATED, _UNAUTHENTICATED)
+        await context.abort(code, message)
 
-    return _same_kind(handler, refuse)
+    return _same_kind(handler, refuse, _discard)
 
 
-def _with_caller(handler: Any, who: Caller) -> Any:
+def _discard(raw: bytes) -> bytes:
+    """The request deserializer of a refusal: the body is never parsed."""
+    return b""
+
+
+class _Undecodable:
+    """What a known caller's request decodes to when it is not the method's message."""
+
+
+_UNDECODABLE = _Undecodable()
+
+
+def _decoding(deserialize: Callable[[bytes], Any] | None) -> Callable[[bytes], Any] | None:
+    """`deserialize`, answering `_UNDECODABLE` instead of raising."""
+    if deserialize is None:
+        return None  # the behaviour takes raw bytes
+    parse = deserialize
+
+    def decode(raw: bytes) -> Any:
+        try:
+            return parse(raw)
+        except Exception:  # DecodeError, or whatever a custom deserializer raises
+            return _UNDECODABLE
+
+    return decode
+
+
+def _with_caller(handler: Any, who: Caller, type_name: str) -> Any:
+    """A handler like `handler` (one request message) that decodes the body
+    without raising, sets the caller and runs `handler`'s behaviour on it."""
+    invalid = f"the request body is not a valid {type_name} message"
+
+    async def refuse_undecodable(context: Any) -> None:
+        log.info("request refused: INVALID_ARGUMENT %s", invalid)
+        await context.abort(grpc.StatusCode.INVALID_ARGUMENT, invalid)
+
+    decode = _decoding(handler.request_deserializer)
     if handler.response_streaming:
         inner_stream = handler.unary_stream
 
         async def stream(request: Any, context: Any) -> AsyncIterator[Any]:
             current_caller.set(who)
+            if request is _UNDECODABLE:
+                await refuse_undecodable(context)
             async for response in inner_stream(request, context):
                 yield response
 
-        return _same_kind(handler, stream)
+        return _same_kind(handler, stream, decode)
     inner = handler.unary_unary
 
     async def unary(request: Any, context: Any) -> Any:
         current_caller.set(who)
+        if request is _UNDECODABLE:
+            await refuse_undecodable(context)
         return await inner(request, context)
 
-    return _same_kind(handler, unary)
+    return _same_kind(handler, unary, decode)
 
 
-def _same_kind(handler: Any, behaviour: Callable[..., Any]) -> Any:
-    """A handler like `handler` (unary-unary or unary-stream) running `behaviour`."""
-    factory = (
-        grpc.unary_stream_rpc_method_handler
-        if handler.response_streaming
-        else grpc.unary_unary_rpc_method_handler
-    )
+_FACTORIES = {
+    (False, False): grpc.unary_unary_rpc_method_handler,
+    (False, True): grpc.unary_stream_rpc_method_handler,
+    (True, False): grpc.stream_unary_rpc_method_handler,
+    (True, True): grpc.stream_stream_rpc_method_handler,
+}
+
+
+def _same_kind(
+    handler: Any, behaviour: Callable[..., Any], deserializer: Callable[[bytes], Any] | None
+) -> Any:
+    """A handler of `handler`'s kind running `behaviour` on what `deserializer` makes
+    of the body."""
+    factory = _FACTORIES[handler.request_streaming, handler.response_streaming]
     return factory(
         behaviour,
-        request_deserializer=handler.request_deserializer,
+        request_deserializer=deserializer,
         response_serializer=handler.response_serializer,
     )

@@ -8,6 +8,14 @@ the input content filter) is raised to the caller after the other calls are
 cancelled. Leaving the iteration early (client cancelled) cancels every call
 still in flight.
 
+Finished images wait in memory until the stream hands them to gRPC. A
+reader that stalls must not make that unbounded, so each backend call first
+takes its image's size estimate (width x height x 3 bytes, raw RGB: PNG and
+JPEG outputs are smaller) from the stream's budget and from the process's
+(`SendBuffer`); the stream gives it back once the image has been written.
+A stream whose reader stopped therefore starts no more calls once its budget
+is held, and all stalled streams together hold at most the process budget.
+
 A job may come with a fallback chain (the policy's `route.fallback`, already
 validated for each model): when image i's model stays throttled or
 unavailable after its retries, or the account may not call it (access
@@ -38,15 +46,63 @@ from gateway.errors import (
 )
 
 
+class SendBuffer:
+    """A budget of bytes: finished images not yet handed to gRPC."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.used = 0
+        self._waiters: list[asyncio.Future[None]] = []
+
+    async def take(self, n: int) -> None:
+        """Wait until `n` more bytes fit (an image larger than the whole
+        budget still goes alone, so nothing waits forever)."""
+        while self.used and self.used + n > self.limit:
+            waiter = asyncio.get_running_loop().create_future()
+            self._waiters.append(waiter)
+            try:
+                await waiter
+            finally:
+                if waiter in self._waiters:
+                    self._waiters.remove(waiter)
+        self.used += n
+
+    def give(self, n: int) -> None:
+        self.used -= n
+        waiters, self._waiters = self._waiters, []
+        for waiter in waiters:  # each checks again whether it fits now
+            if not waiter.done():
+                waiter.set_result(None)
+
+
+@dataclass(frozen=True)
+class Held:
+    """What one finished image holds of the send buffers until it is written."""
+
+    buffers: tuple[SendBuffer, ...]
+    size: int
+
+    def give(self) -> None:
+        for buffer in self.buffers:
+            buffer.give(self.size)
+
+
 @dataclass(frozen=True)
 class ImageReady:
-    """Image `index` is ready; `job` is the one (primary or fallback) that made it."""
+    """Image `index` is ready; `job` is the one (primary or fallback) that made it.
+
+    The stream calls `release()` once the image has been written (or dropped)."""
 
     index: int
     seed: int
     data: bytes
     job: ImageJob
     mask: bytes | None = None
+    held: Held | None = None
+
+    def release(self) -> None:
+        if self.held is not None:
+            self.held.give()
 
 
 @dataclass(frozen=True)
@@ -64,9 +120,18 @@ Outcome = ImageReady | ImageLost
 class FanOut:
     """Runs jobs on a backend with a global cap on concurrent backend calls."""
 
-    def __init__(self, backend: Backend, concurrency: int) -> None:
+    def __init__(
+        self,
+        backend: Backend,
+        concurrency: int,
+        *,
+        buffer_bytes: int = 256 * 1024 * 1024,
+        stream_buffer_bytes: int = 32 * 1024 * 1024,
+    ) -> None:
         self._backend = backend
         self._slots = asyncio.Semaphore(concurrency)
+        self.buffer = SendBuffer(buffer_bytes)
+        self._stream_buffer_bytes = stream_buffer_bytes
 
     async def run(
         self,
@@ -84,13 +149,19 @@ class FanOut:
         not come back to the job it was sent for: on cancellation those are
         the images the backend may still bill, at that model's price.
         `may_start`, if given, is asked before each backend call; False ends
-        the request with `ReservationExpired` (its lease was lost).
+        the request with `ReservationExpired` (its lease was lost). An index
+        stays in `in_flight` after its image is ready, until the caller has
+        settled it and removed it: a finished image never written is billed
+        like one in flight.
         """
         jobs = (chain,) if isinstance(chain, ImageJob) else tuple(chain)
         in_flight = {} if in_flight is None else in_flight
         results: asyncio.Queue[Outcome | BaseException] = asyncio.Queue()
+        buffers = (SendBuffer(self._stream_buffer_bytes), self.buffer)
         calls = [
-            asyncio.create_task(self._one(jobs, i, deadline, results, in_flight, may_start))
+            asyncio.create_task(
+                self._one(jobs, i, deadline, results, in_flight, may_start, buffers)
+            )
             for i in range(jobs[0].config.count)
         ]
         try:
@@ -103,6 +174,10 @@ class FanOut:
             for call in calls:
                 call.cancel()
             await asyncio.gather(*calls, return_exceptions=True)
+            while not results.empty():  # ready but never taken: give their bytes back
+                left = results.get_nowait()
+                if isinstance(left, ImageReady):
+                    left.release()
 
     async def _one(
         self,
@@ -112,18 +187,25 @@ class FanOut:
         results: asyncio.Queue[Outcome | BaseException],
         in_flight: dict[int, ImageJob],
         may_start: Callable[[], bool] | None,
+        buffers: tuple[SendBuffer, ...],
     ) -> None:
         job = jobs[0]
         try:
             for position, job in enumerate(jobs):
+                held = Held(buffers, _estimate(job))
+                for buffer in buffers:
+                    await buffer.take(held.size)
                 try:
                     image = await self._call(job, index, deadline, in_flight, may_start)
-                except BackendError as exc:
+                except BaseException as exc:
+                    held.give()
+                    if not isinstance(exc, BackendError):
+                        raise
                     if position + 1 == len(jobs) or not falls_back(exc):
                         raise
                     continue
                 results.put_nowait(ImageReady(index, job.seed_for(index), image.data, job,
-                                              image.mask))  # fmt: skip
+                                              image.mask, held))  # fmt: skip
                 return
         except BackendError as exc:
             if exc.per_image:
@@ -153,14 +235,18 @@ class FanOut:
                 )
             in_flight[index] = job
             try:
-                image = await self._backend.generate_one(job, index, timeout=timeout)
+                return await self._backend.generate_one(job, index, timeout=timeout)
             except Exception:
                 in_flight.pop(index, None)
                 raise
-            # Not on cancellation: a call cancelled mid-flight may still be
-            # billed by Bedrock, so the stream settles what is left in here.
-            in_flight.pop(index, None)
-            return image
+            # Kept on success (until settled) and on cancellation: a call
+            # cancelled mid-flight may still be billed by Bedrock, so the
+            # stream settles what is left in here.
+
+
+def _estimate(job: ImageJob) -> int:
+    """Bytes one image of `job` may take before it is written: its raw RGB size."""
+    return max(1, job.config.width * job.config.height * 3)
 
 
 _NOT_ENABLED = frozenset({grpc.StatusCode.PERMISSION_DENIED, grpc.StatusCode.FAILED_PRECONDITION})

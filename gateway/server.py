@@ -45,6 +45,7 @@ from gateway.routing import LifecycleGuard
 from gateway.service import ImageService
 from gateway.settings import Settings
 from gateway.startup import ListenError
+from gateway.stores import grpc_health_reporter, guard_stores
 from gateway.stream import Cleanups, Streamer
 from gateway.telemetry.sdk import Telemetry, TelemetryConfig, configure_telemetry
 from gateway.tracing import TelemetryInterceptor
@@ -67,6 +68,7 @@ CLEANUP_TIMEOUT_S = 30.0
 SERVICE_NAME = image_service_pb2.DESCRIPTOR.services_by_name["ImageService"].full_name
 ADMIN_SERVICE_NAME = admin_service_pb2.DESCRIPTOR.services_by_name["AdminService"].full_name
 USAGE_SERVICE_NAME = usage_service_pb2.DESCRIPTOR.services_by_name["UsageService"].full_name
+HEALTH_NAMES = ("", SERVICE_NAME, ADMIN_SERVICE_NAME, USAGE_SERVICE_NAME)
 
 
 @dataclass
@@ -154,11 +156,23 @@ async def start_gateway(
         limiter = open_limiter(settings.limits_url, prefix=settings.limits_prefix)
         await limiter.start()
         stack.push_async_callback(limiter.close)
+        health_servicer = health.aio.HealthServicer()
+        # Every ledger and limiter call is time-bounded; an outage turns health
+        # NOT_SERVING and fails calls fast until a probe finds the store back.
+        ledger, limiter, store_health = guard_stores(
+            ledger,
+            limiter,
+            timeout_s=settings.store_timeout_s,
+            probe_interval_s=settings.store_probe_interval_s,
+            on_change=grpc_health_reporter(health_servicer, HEALTH_NAMES),
+        )
         parts = Parts(
             settings, registry, policies, backend, ledger, artifacts, limiter, observer, telemetry
         )
-        server, port, admission, health_servicer, cleanups = await _start_server(parts)
-        for job in (policies.watch(settings.policy_poll_s), admission.sweep_forever()):
+        server, port, admission, cleanups = await _start_server(parts, health_servicer)
+        jobs = (policies.watch(settings.policy_poll_s), admission.sweep_forever(),
+                store_health.watch())  # fmt: skip
+        for job in jobs:
             stack.push_async_callback(_cancel, asyncio.create_task(job))
     except BaseException:
         await stack.aclose()
@@ -222,8 +236,8 @@ async def _start_emulator(
 
 
 async def _start_server(
-    parts: Parts,
-) -> tuple[grpc.aio.Server, int, Admission, health.aio.HealthServicer, Cleanups]:
+    parts: Parts, health_servicer: health.aio.HealthServicer
+) -> tuple[grpc.aio.Server, int, Admission, Cleanups]:
     settings, policies = parts.settings, parts.policies
     server = grpc.aio.server(
         # Telemetry outermost, so refusals by authentication are traced too.
@@ -248,7 +262,12 @@ async def _start_server(
         parts.artifacts,
         lease_s=settings.default_timeout_s + settings.reservation_lease_s,
     )
-    fanout = FanOut(parts.backend, settings.backend_concurrency)
+    fanout = FanOut(
+        parts.backend,
+        settings.backend_concurrency,
+        buffer_bytes=settings.send_buffer_bytes,
+        stream_buffer_bytes=settings.stream_buffer_bytes,
+    )
     cleanups = Cleanups()
     streamer = Streamer(fanout, admission, idempotency, parts.observer, cleanups)
     service = ImageService(
@@ -279,7 +298,6 @@ async def _start_server(
         global_images_per_minute=settings.global_images_per_minute,
     )
     usage_service_pb2_grpc.add_UsageServiceServicer_to_server(usage, server)  # type: ignore[no-untyped-call]
-    health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection(
         (
@@ -299,9 +317,9 @@ async def _start_server(
         raise ListenError.for_address(settings.listen)
     await server.start()
     serving = health_pb2.HealthCheckResponse.SERVING
-    for name in ("", SERVICE_NAME, ADMIN_SERVICE_NAME, USAGE_SERVICE_NAME):
+    for name in HEALTH_NAMES:
         await health_servicer.set(name, serving)
-    return server, port, admission, health_servicer, cleanups
+    return server, port, admission, cleanups
 
 
 def telemetry_config(settings: Settings) -> TelemetryConfig:

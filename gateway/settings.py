@@ -136,6 +136,29 @@ class Settings(BaseSettings):
     reservation_lease_s: float = Field(
         30.0, gt=0, description="budget reservations and concurrency slots expire unless renewed"
     )
+    store_timeout_s: float = Field(
+        5.0,
+        gt=0,
+        description="longest wait for one ledger or limiter call; past it the call fails "
+        "UNAVAILABLE, the store is marked down and health turns NOT_SERVING",
+    )
+    store_probe_interval_s: float = Field(
+        1.0,
+        gt=0,
+        description="while a store is down, how often one cheap read checks it "
+        "(health turns SERVING again when it answers)",
+    )
+    send_buffer_bytes: int = Field(
+        256 * 1024 * 1024,
+        ge=1024 * 1024,
+        description="finished images not yet written to their callers, all streams together; "
+        "past it no new backend call starts",
+    )
+    stream_buffer_bytes: int = Field(
+        32 * 1024 * 1024,
+        ge=1024 * 1024,
+        description="the same for one stream: a reader that stops reading holds at most this",
+    )
     global_images_per_minute: int | None = Field(
         None, gt=0, description="cap across all tenants (stay under the Bedrock account quota)"
     )

@@ -164,7 +164,12 @@ class Streamer:
         async for outcome in self._fanout.run(run.chain, run.deadline, in_flight, may_start):
             if isinstance(outcome, ImageReady):
                 price = run.price_of(outcome.job)
-                await self._settle(run, ticket, outcome, price)
+                try:
+                    await self._settle(run, ticket, outcome, price)
+                except BaseException:
+                    outcome.release()
+                    raise
+                in_flight.pop(outcome.index, None)  # billed: not "in flight" any more
                 charged += price
                 event = pb.GenerateImagesResponse(image=events.image(outcome, price))
                 if len(ticket.settled) == 1:
@@ -176,7 +181,11 @@ class Streamer:
                 lost.append(outcome)
                 self._count_image(run, _lost_outcome(outcome))
                 event = pb.GenerateImagesResponse(image_failed=events.image_failed(outcome))
-            yield await self._recorded(run, event)
+            try:
+                yield await self._recorded(run, event)
+            finally:  # written (the reader asked for more), or the stream ended
+                if isinstance(outcome, ImageReady):
+                    outcome.release()
         if not ticket.settled and lost and all(x.error.retryable for x in lost):
             # Nothing arrived and waiting may help: end with the status so the
             # caller's retry policy applies (UNAVAILABLE / DEADLINE_EXCEEDED).

@@ -47,7 +47,10 @@ from gateway.ledger.budget import (
 from gateway.ledger.idempotency import DONE, RUNNING
 from gateway.ledger.schema import DENIAL_COLUMNS, DENIAL_FIELDS, USAGE_COLUMNS
 
-_STORE_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError)
+# asyncpg raises TimeoutError when a command outlives command_timeout.
+_STORE_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError)
+_CONNECT_TIMEOUT_S = 10.0
+_COMMAND_TIMEOUT_S = 10.0
 _CLAIM_ATTEMPTS = 3
 
 
@@ -64,8 +67,14 @@ class PostgresLedger:
         if self._pool is not None:
             raise LedgerError("ledger already started")
         try:
+            # Bounded connects and commands: a hung server frees the connection
+            # soon (callers are bounded separately by gateway.stores).
             pool = await asyncpg.create_pool(
-                self._dsn, min_size=self._min_size, max_size=self._max_size
+                self._dsn,
+                min_size=self._min_size,
+                max_size=self._max_size,
+                timeout=_CONNECT_TIMEOUT_S,
+                command_timeout=_COMMAND_TIMEOUT_S,
             )
         except _STORE_ERRORS as exc:
             raise LedgerUnavailable(f"postgres ledger: cannot connect: {exc}") from exc
