@@ -53,7 +53,7 @@ def _request(n: int, seed: int, size: int = 512) -> pb.GenerateImagesRequest:
 async def _start(data_dir: Path) -> tuple[asyncio.subprocess.Process, str]:
     policy = data_dir / "policy.yaml"  # no quotas: the faults, not the limits, are measured
     policy.write_text(
-        f'version: 1\ntiers: {{t: {{budget: {{daily_usd: 100000}}}}}}\n'
+        f"version: 1\ntiers: {{t: {{budget: {{daily_usd: 100000}}}}}}\n"
         f'tenants: [{{id: dev, tier: t, api_keys: ["{hash_key(DEV_KEY)}"]}}]\n',
         encoding="utf-8",
     )
