@@ -192,9 +192,7 @@ class FanOut:
         job = jobs[0]
         try:
             for position, job in enumerate(jobs):
-                held = Held(buffers, _estimate(job))
-                for buffer in buffers:
-                    await buffer.take(held.size)
+                held = await _hold(buffers, _estimate(job))
                 try:
                     image = await self._call(job, index, deadline, in_flight, may_start)
                 except BaseException as exc:
@@ -242,6 +240,19 @@ class FanOut:
             # Kept on success (until settled) and on cancellation: a call
             # cancelled mid-flight may still be billed by Bedrock, so the
             # stream settles what is left in here.
+
+
+async def _hold(buffers: tuple[SendBuffer, ...], size: int) -> Held:
+    """Take `size` bytes from every buffer, or from none (if cancelled midway)."""
+    taken: list[SendBuffer] = []
+    try:
+        for buffer in buffers:
+            await buffer.take(size)
+            taken.append(buffer)
+    except BaseException:
+        Held(tuple(taken), size).give()
+        raise
+    return Held(tuple(taken), size)
 
 
 def _estimate(job: ImageJob) -> int:

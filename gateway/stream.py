@@ -18,7 +18,7 @@ import contextlib
 import hashlib
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Coroutine, Iterator, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Coroutine, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -135,8 +135,11 @@ class Streamer:
         in_flight: dict[int, ImageJob] = {}
         cancelled = False
         try:
-            async for event in self._events(run, ticket, in_flight):
-                yield event
+            # Closed before the clean-up below reads `in_flight`: closing it
+            # cancels the backend calls still running.
+            async with contextlib.aclosing(self._events(run, ticket, in_flight)) as events:
+                async for event in events:
+                    yield event
         except (asyncio.CancelledError, GeneratorExit):
             cancelled = True
             raise
@@ -149,7 +152,7 @@ class Streamer:
 
     async def _events(
         self, run: Run, ticket: Ticket, in_flight: dict[int, ImageJob]
-    ) -> AsyncIterator[pb.GenerateImagesResponse]:
+    ) -> AsyncGenerator[pb.GenerateImagesResponse, None]:
         job = run.job
         first = pb.GenerateImagesResponse(
             accepted=events.accepted(
@@ -202,7 +205,7 @@ class Streamer:
         then count it: the cost metric is the same integer the ledger settled."""
         with self._observer.tracer.start_as_current_span("settle") as span:
             span.set_attribute("titan.image_index", ready.index)
-            span.set_attribute("titan.cost_usd", price / 1e6)
+            span.set_attribute("titan.cost_micros", price)
             span.set_attribute("gen_ai.response.model", ready.job.model.model_id)
             record = _usage(run, ready.job, ready.index, price, ready.data)
             try:
