@@ -39,7 +39,12 @@ install: $(STAMP) $(GEN_STAMP) ## create .venv, install the package and dev tool
 
 $(GEN_STAMP): $(PROTOS) $(STAMP)
 	rm -rf titan
-	$(PY) -m grpc_tools.protoc -Iprotos --python_out=. --pyi_out=. --grpc_python_out=. $(PROTOS)
+	mkdir -p titan/gateway/v1
+	# The descriptor set keeps the protos' comments for server reflection
+	# (gateway/reflection.py); the generated modules strip them.
+	$(PY) -m grpc_tools.protoc -Iprotos --python_out=. --pyi_out=. --grpc_python_out=. \
+	  --include_imports --include_source_info \
+	  --descriptor_set_out=titan/gateway/v1/descriptor_set.binpb $(PROTOS)
 	touch titan/__init__.py titan/gateway/__init__.py titan/gateway/v1/__init__.py
 	touch $@
 

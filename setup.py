@@ -39,6 +39,7 @@ class BuildPyWithStubs(build_py):
         for proto in sorted(PROTO_DIR.glob("*.proto")):
             for suffix in ("_pb2.py", "_pb2.pyi", "_pb2_grpc.py"):
                 files.append(out / "titan" / "gateway" / "v1" / f"{proto.stem}{suffix}")
+        files.append(out / "titan" / "gateway" / "v1" / "descriptor_set.binpb")
         return files
 
     def generate_stubs(self) -> None:
@@ -49,7 +50,7 @@ class BuildPyWithStubs(build_py):
         # A stale tree (an earlier build, or a `titan/` picked up from elsewhere)
         # must not leak modules for protos that no longer exist.
         shutil.rmtree(out / "titan", ignore_errors=True)
-        out.mkdir(parents=True, exist_ok=True)
+        (out / "titan" / "gateway" / "v1").mkdir(parents=True, exist_ok=True)
         # Same invocation as the Makefile's `gen` target, relative to protos/.
         cmd = [
             sys.executable,
@@ -59,6 +60,10 @@ class BuildPyWithStubs(build_py):
             f"--python_out={out}",
             f"--pyi_out={out}",
             f"--grpc_python_out={out}",
+            # With the protos' comments, for server reflection (gateway/reflection.py).
+            "--include_imports",
+            "--include_source_info",
+            f"--descriptor_set_out={out}/titan/gateway/v1/descriptor_set.binpb",
             *(str(p) for p in protos),
         ]
         self.announce("generating gRPC stubs: " + " ".join(cmd), level=2)

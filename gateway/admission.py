@@ -99,7 +99,7 @@ class Admission:
     ) -> Ticket:
         """Take the quotas and reserve the estimate, or raise; nothing is held on refusal."""
         with self._observer.tracer.start_as_current_span("admission") as span:
-            span.set_attribute("titan.estimate_usd", estimate_micros / 1e6)
+            span.set_attribute("titan.estimated_cost_micros", estimate_micros)
             try:
                 ticket = await self._admit(tenant, request_id, images, estimate_micros, now)
             except QuotaExceeded as exc:
@@ -108,7 +108,7 @@ class Admission:
             except BudgetRefused as exc:
                 self._refused(span, f"budget_{exc.metadata['period']}")
                 raise
-            span.set_attribute("titan.reserved_usd", ticket.reservation.amount_micros / 1e6)
+            span.set_attribute("titan.reserved_micros", ticket.reservation.amount_micros)
             return ticket
 
     def _refused(self, span: trace.Span, quota: str) -> None:

@@ -24,6 +24,15 @@
 Per-image failures (`BackendError.per_image`) become `image_failed` events;
 everything else ends the stream with the status below. Foreign exceptions are
 mapped where they are caught (`raise ... from exc`), in the backend modules.
+
+Every google.rpc.ErrorInfo carries `ERROR_DOMAIN`, "titan.gateway.v1". AIP-193
+makes the domain the logical grouping its reasons belong to, globally unique,
+typically the registered service name (Google's "pubsub.googleapis.com").
+This API has no DNS name of its own; the name it does own, already global in
+gRPC method paths and Any type URLs, is its protobuf package, and the reasons
+are documented in that package's protos. The version is part of it: a later
+API may define other reasons under its own package without v1 clients
+matching them. Clients compare (domain, reason), never the message.
 """
 
 from __future__ import annotations
@@ -36,7 +45,7 @@ from google.protobuf import any_pb2, duration_pb2
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
-ERROR_DOMAIN = "titan-gateway"
+ERROR_DOMAIN = "titan.gateway.v1"
 
 
 @dataclass(frozen=True)

@@ -9,11 +9,30 @@ from opentelemetry import metrics, trace
 
 from gateway.telemetry import Instruments
 
-# GenAI and RPC semantic-convention attribute names used across the gateway.
-GEN_AI_SYSTEM = "gen_ai.system"
+# OpenTelemetry GenAI semantic conventions (Development status; the registry
+# now lives in open-telemetry/semantic-conventions-genai). One CLIENT span per
+# Bedrock call, named "{gen_ai.operation.name} {gen_ai.request.model}".
+#: Replaced ``gen_ai.system``; Bedrock's well-known value is "aws.bedrock".
+GEN_AI_PROVIDER_NAME = "gen_ai.provider.name"
+GEN_AI_PROVIDER_BEDROCK = "aws.bedrock"
 GEN_AI_OPERATION = "gen_ai.operation.name"
+#: No well-known operation is an image generation; "generate_content"
+#: ("multimodal content generation") is the closest of the listed values.
+GEN_AI_OPERATION_GENERATE_CONTENT = "generate_content"
 GEN_AI_MODEL = "gen_ai.request.model"
+GEN_AI_RESPONSE_MODEL = "gen_ai.response.model"
+GEN_AI_REQUEST_SEED = "gen_ai.request.seed"
+#: The requested output modality; "image" is a well-known value.
+GEN_AI_OUTPUT_TYPE = "gen_ai.output.type"
 RPC_STATUS = "rpc.grpc.status_code"
+
+# The gateway's own span attributes that join a trace to the API and the
+# ledger. Money is integer micro-USD, as in the API (1 USD = 1,000,000).
+#: Accepted.request_id: the id the ledger's usage and denial records carry.
+REQUEST_ID = "titan.request_id"
+#: Why the RPC was refused: the google.rpc.ErrorInfo reason when the status
+#: carries one (POLICY_DENIED, BUDGET_EXHAUSTED …), else the status name.
+REFUSAL = "titan.refusal"
 
 
 @dataclass(frozen=True)

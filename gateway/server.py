@@ -24,7 +24,6 @@ from dataclasses import dataclass, field
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
-from grpc_reflection.v1alpha import reflection
 
 from gateway.admin import AdminService
 from gateway.admission import Admission
@@ -39,6 +38,7 @@ from gateway.ledger import Ledger, open_ledger
 from gateway.limits import Limiter, open_limiter
 from gateway.observe import Observer
 from gateway.policy_store import PolicyStore
+from gateway.reflection import enable_reflection, shipped_descriptor_set
 from gateway.registry import ModelRegistry
 from gateway.registry.catalog import price_table
 from gateway.routing import LifecycleGuard
@@ -299,15 +299,12 @@ async def _start_server(
     )
     usage_service_pb2_grpc.add_UsageServiceServicer_to_server(usage, server)  # type: ignore[no-untyped-call]
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
-    reflection.enable_server_reflection(
-        (
-            SERVICE_NAME,
-            ADMIN_SERVICE_NAME,
-            USAGE_SERVICE_NAME,
-            health.SERVICE_NAME,
-            reflection.SERVICE_NAME,
-        ),
+    # grpc.reflection.v1 and v1alpha, with the protos' comments when the
+    # build wrote its descriptor set (gateway/reflection.py).
+    enable_reflection(
         server,
+        (SERVICE_NAME, ADMIN_SERVICE_NAME, USAGE_SERVICE_NAME, health.SERVICE_NAME),
+        shipped_descriptor_set(),
     )
     try:
         port = server.add_insecure_port(settings.listen)
@@ -326,6 +323,7 @@ def telemetry_config(settings: Settings) -> TelemetryConfig:
     t = settings.telemetry
     return TelemetryConfig(
         prometheus_port=t.prometheus_port,
+        prometheus_host=t.prometheus_host,
         console=t.console,
         record_prompts=t.record_prompts,
         metric_export_interval_ms=t.metric_export_interval_ms,
@@ -353,8 +351,8 @@ async def _serve(settings: Settings, telemetry: Telemetry | None) -> None:
         loop.add_signal_handler(sig, stop.set)
     loop.add_signal_handler(signal.SIGHUP, gateway.policies.reload)
     print(f"Titan Image Gateway listening on {gateway.address}", flush=True)
-    if telemetry is not None and telemetry.prometheus_port is not None:
-        print(f"metrics on http://127.0.0.1:{telemetry.prometheus_port}/metrics", flush=True)
+    if telemetry is not None and telemetry.metrics_url is not None:
+        print(f"metrics on {telemetry.metrics_url}", flush=True)
     try:
         await stop.wait()
     finally:

@@ -8,11 +8,12 @@ The money path of an admitted request lives in `gateway.stream`; keyed
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -86,13 +87,16 @@ class ImageService(image_service_pb2_grpc.ImageServiceServicer):
     async def GenerateImages(
         self, request: pb.GenerateImagesRequest, context: Any
     ) -> AsyncIterator[pb.GenerateImagesResponse]:
+        # Closed explicitly (not left to the garbage collector), so a request's
+        # clean-ups are scheduled before shutdown stops waiting for it.
         with self._streamer.cleanups.open_request():
-            async for event in self._generate(request, context):
-                yield event
+            async with contextlib.aclosing(self._generate(request, context)) as events:
+                async for event in events:
+                    yield event
 
     async def _generate(
         self, request: pb.GenerateImagesRequest, context: Any
-    ) -> AsyncIterator[pb.GenerateImagesResponse]:
+    ) -> AsyncGenerator[pb.GenerateImagesResponse, None]:
         request_id = str(uuid.uuid4())
         try:
             tenant, plan = await self._decide(request, request_id)
@@ -161,7 +165,9 @@ class ImageService(image_service_pb2_grpc.ImageServiceServicer):
         The request uses one policy from start to end, even across a reload."""
         tenant, policy = _tenant(), self._policies.current
         tracer = self._observer.tracer
-        trace.get_current_span().set_attribute("titan.tenant", tenant.id)
+        trace.get_current_span().set_attributes(
+            {"titan.tenant": tenant.id, "titan.request_id": request_id}
+        )
         with tracer.start_as_current_span("validate"):
             job = await self._decode(request)
         with tracer.start_as_current_span("policy") as span:
@@ -222,7 +228,7 @@ class ImageService(image_service_pb2_grpc.ImageServiceServicer):
                 "titan.height": config.height,
                 "titan.quality": config.quality.value,
                 "titan.rules_applied": list(decision.matched),
-                "titan.estimated_cost_usd": decision.estimate_micros / 1e6,
+                "titan.estimated_cost_micros": decision.estimate_micros,
                 "titan.fallbacks": [f.model.model_id for f in plan.fallbacks],
                 "titan.route_arm": decision.route_arm,
             }
@@ -302,6 +308,10 @@ class ImageService(image_service_pb2_grpc.ImageServiceServicer):
         earlier = await self._idempotency.claim(tenant.id, key, request_hash(request), deadline)
         if earlier is not None:
             for event in await self._idempotency.replay(earlier):
+                if event.WhichOneof("event") == "accepted":  # the run that billed
+                    trace.get_current_span().set_attribute(
+                        "titan.request_id", event.accepted.request_id
+                    )
                 if event.WhichOneof("event") == "completed":
                     event.completed.replayed = True
                 yield event

@@ -84,13 +84,21 @@ class EmulatorSettings(BaseModel):
 
 class TelemetrySettings(BaseModel):
     """Traces, metrics and logs. OTLP export turns on by itself when the standard
-    OTEL_EXPORTER_OTLP_ENDPOINT variable (or a per-signal one) is set."""
+    OTEL_EXPORTER_OTLP_ENDPOINT variable (or a per-signal one) is set; the
+    resource reads OTEL_SERVICE_NAME and OTEL_RESOURCE_ATTRIBUTES (service.name
+    defaults to titan-image-gateway)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     enabled: bool = Field(True, description="False: no SDK at all (no-op tracer and meter)")
     prometheus_port: int | None = Field(
-        None, ge=0, le=65535, description="serve /metrics on 127.0.0.1:<port>"
+        None, ge=0, le=65535, description="serve /metrics on <prometheus_host>:<port>"
+    )
+    prometheus_host: str = Field(
+        "127.0.0.1",
+        min_length=1,
+        description="the address /metrics listens on: 0.0.0.0 (or ::) in a container, "
+        "so the scraper can reach it",
     )
     console: bool = Field(False, description="print spans and metrics to stdout (debugging)")
     record_prompts: bool = Field(False, description="put prompts into span attributes")

@@ -67,7 +67,16 @@ from gateway.errors import (
     GatewayError,
     ImageFiltered,
 )
-from gateway.observe import GEN_AI_MODEL, GEN_AI_OPERATION, GEN_AI_SYSTEM, Observer
+from gateway.observe import (
+    GEN_AI_MODEL,
+    GEN_AI_OPERATION,
+    GEN_AI_OPERATION_GENERATE_CONTENT,
+    GEN_AI_OUTPUT_TYPE,
+    GEN_AI_PROVIDER_BEDROCK,
+    GEN_AI_PROVIDER_NAME,
+    GEN_AI_REQUEST_SEED,
+    Observer,
+)
 
 __all__ = ["BedrockBackend", "BedrockConfig", "backoff_delay"]
 
@@ -104,11 +113,6 @@ class BedrockConfig:
     backoff_base: float = 0.2  # seconds; exponential with full jitter
     backoff_max: float = 5.0
     connect_timeout: float = 5.0
-
-
-# GenAI semantic conventions have no image operation yet; generate_content is
-# the closest ("multimodal content generation").
-GEN_AI_OPERATION_VALUE = "generate_content"
 
 
 class _Transient(Exception):
@@ -192,15 +196,16 @@ class BedrockBackend:
         deadline = asyncio.get_running_loop().time() + timeout
         model = job.model.model_id
         with self._observer.tracer.start_as_current_span(
-            f"{GEN_AI_OPERATION_VALUE} {model}",
+            f"{GEN_AI_OPERATION_GENERATE_CONTENT} {model}",
             kind=SpanKind.CLIENT,
             attributes={
-                GEN_AI_SYSTEM: "aws.bedrock",
-                GEN_AI_OPERATION: GEN_AI_OPERATION_VALUE,
+                GEN_AI_PROVIDER_NAME: GEN_AI_PROVIDER_BEDROCK,
+                GEN_AI_OPERATION: GEN_AI_OPERATION_GENERATE_CONTENT,
                 GEN_AI_MODEL: model,
+                GEN_AI_OUTPUT_TYPE: "image",
+                GEN_AI_REQUEST_SEED: job.seed_for(index),
                 "titan.task_type": job.task_type.value,
                 "titan.image_index": index,
-                "titan.seed": job.seed_for(index),
             },
         ):
             began, outcome = time.perf_counter(), "failed"

@@ -6,11 +6,21 @@ explicitly (tests). Callers record facts through the methods of `Instruments`
 and never build attribute dicts by hand, so label names cannot drift between
 call sites and the dashboard.
 
+Units are UCUM (``s``, and ``{image}``, ``{request}`` … for counts: a
+curly-brace annotation on the unity) with one deliberate exception, money.
+
 Money: the ledger's integer micro-USD are the source of truth. The cost
 counter adds ``cost_micros / 1_000_000`` as a float so that dashboards read
 dollars; a float sum of micro-dollar amounts agrees with the ledger to the
 micro-dollar when rounded to 6 decimals (doubles hold 15–16 significant
-digits, so totals up to ~$10⁹ keep their sixth decimal).
+digits, so totals up to ~$10⁹ keep their sixth decimal). The cost counter and
+the budget gauge carry the unit ``USD``, the ISO 4217 code: UCUM has no
+currencies, and its only legal spelling, the annotation ``{USD}`` (or
+``{micro_USD}`` for an integer counter), means "dimensionless" and is dropped
+by the Prometheus translation, which would publish an unlabelled
+``titan_gateway_cost_total``. ``USD`` keeps the unit in the series name
+(``titan_gateway_cost_USD_total``, ``titan_gateway_budget_remaining_USD``),
+which the dashboard and its test read.
 """
 
 from __future__ import annotations

@@ -8,6 +8,12 @@ and stops the ``/metrics`` server, so the drain on SIGTERM must call it.
 Providers are *not* installed globally unless asked (`set_global`): OTel
 refuses to replace a global provider once set, so tests build several
 independent `Telemetry` objects side by side and use what each returns.
+
+The resource is the SDK's own (`Resource.create`): the standard
+``OTEL_SERVICE_NAME`` and ``OTEL_RESOURCE_ATTRIBUTES`` variables (and any
+``OTEL_EXPERIMENTAL_RESOURCE_DETECTORS``) apply, and
+`TelemetryConfig.service_name` is only the default ``service.name`` for when
+they name none.
 """
 
 from __future__ import annotations
@@ -64,15 +70,21 @@ _OTLP_ENDPOINT: Final = "OTEL_EXPORTER_OTLP_ENDPOINT"
 _OTLP_TRACES_ENDPOINT: Final = "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"
 _OTLP_METRICS_ENDPOINT: Final = "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT"
 _HTTP_STOP_TIMEOUT_S: Final = 5.0
+#: What `Resource.create` names a service nothing else named (plus ":python…").
+_UNKNOWN_SERVICE: Final = "unknown_service"
 
 
 @dataclass(frozen=True)
 class TelemetryConfig:
     """What to export, and where."""
 
+    #: ``service.name`` unless ``OTEL_SERVICE_NAME`` or
+    #: ``OTEL_RESOURCE_ATTRIBUTES`` sets one (they win, as everywhere in OTel).
     service_name: str = "titan-image-gateway"
     #: Serve ``/metrics`` on ``prometheus_host:<port>``; 0 picks a free port.
     prometheus_port: int | None = None
+    #: The address ``/metrics`` listens on: loopback by default, ``0.0.0.0``
+    #: (or ``::``) in a container so that the scraper can reach it.
     prometheus_host: str = "127.0.0.1"
     #: Console span and metric exporters, for local debugging.
     console: bool = False
@@ -112,6 +124,16 @@ class Telemetry:
         """The port ``/metrics`` is bound to (the real one when 0 was asked)."""
         return self._metrics_server.port if self._metrics_server else None
 
+    @property
+    def metrics_url(self) -> str | None:
+        """``http://host:port/metrics`` as bound, or None without ``/metrics``."""
+        if self._metrics_server is None:
+            return None
+        host = self.config.prometheus_host
+        if ":" in host:  # an IPv6 literal
+            host = f"[{host}]"
+        return f"http://{host}:{self._metrics_server.port}/metrics"
+
     def shutdown(self) -> None:
         """Stop scrapes, then flush and shut down the providers. Idempotent."""
         with self._lock:
@@ -134,7 +156,7 @@ def configure_telemetry(
     """Build the providers for `config`, plus the given extra span exporters
     (exported synchronously, for tests) and metric readers. With `set_global`
     they also become the process-wide providers, which OTel allows once."""
-    resource = Resource.create({SERVICE_NAME: config.service_name})
+    resource = _resource(config.service_name)
     tracer_provider = _tracer_provider(config, resource, span_exporters)
     readers = [*metric_readers, *_exporting_readers(config)]
     registry = None
@@ -158,6 +180,21 @@ def configure_telemetry(
         trace.set_tracer_provider(tracer_provider)
         metrics.set_meter_provider(meter_provider)
     return Telemetry(config, tracer_provider, meter_provider, metrics_server)
+
+
+def _resource(default_service_name: str) -> Resource:
+    """The SDK's resource from the environment, named `default_service_name`
+    only when nothing there names the service.
+
+    Passing ``{service.name: ...}`` to `Resource.create` would override
+    ``OTEL_SERVICE_NAME``: explicit attributes win over the detectors. So the
+    default is merged in only over the SDK's ``unknown_service`` placeholder.
+    """
+    resource = Resource.create()
+    name = str(resource.attributes.get(SERVICE_NAME, ""))
+    if name == _UNKNOWN_SERVICE or name.startswith(f"{_UNKNOWN_SERVICE}:"):
+        resource = resource.merge(Resource({SERVICE_NAME: default_service_name}))
+    return resource
 
 
 def _tracer_provider(

@@ -190,6 +190,8 @@ def test_wheel_carries_stubs_and_package_data(artifacts: dict[str, Path]) -> Non
         for p in protos
         for suffix in ("_pb2.py", "_pb2.pyi", "_pb2_grpc.py")
     } | {n for n in STUBS if n.endswith("__init__.py")}
+    # The descriptor set keeps the protos' comments for server reflection.
+    expected.add("titan/gateway/v1/descriptor_set.binpb")
     assert {n for n in names if n.startswith("titan/")} == expected
 
 

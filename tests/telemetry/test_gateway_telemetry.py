@@ -10,16 +10,19 @@ from pathlib import Path
 
 import grpc
 import pytest
+from google.rpc import error_details_pb2
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind, StatusCode
 
 from gateway.emulator import EmulatorConfig
+from gateway.errors import ERROR_DOMAIN
+from gateway.observe import REQUEST_ID
 from gateway.telemetry.sdk import TelemetryConfig
 from policies import hash_key
 from tests.auth import bearer
-from tests.streams import collect
+from tests.streams import collect, find_detail
 from tests.telemetry.support import OtlpCollector, find, scrape
 from titan.gateway.v1 import image_service_pb2 as pb
 from titan.gateway.v1 import image_service_pb2_grpc
@@ -81,7 +84,7 @@ async def test_a_three_image_request_makes_one_span_tree(traced, exporters) -> N
     gateway, _ = traced
     channel, images = stub(gateway)
     async with channel:
-        await collect(images.GenerateImages(request(n=3)))
+        result = await collect(images.GenerateImages(request(n=3)))
     spans = exporters[0].get_finished_spans()
     (root,) = by_name(spans, SERVER_SPAN)
     assert root.kind is SpanKind.SERVER
@@ -92,6 +95,10 @@ async def test_a_three_image_request_makes_one_span_tree(traced, exporters) -> N
     assert attrs["rpc.method"] == "GenerateImages"
     assert attrs["rpc.grpc.status_code"] == 0
     assert (attrs["titan.tenant"], attrs["titan.image_count"]) == ("otel", 3)
+    # The id the caller got and the ledger's usage records carry.
+    accepted = result.accepted
+    assert attrs[REQUEST_ID] == accepted.request_id
+    assert attrs["titan.estimated_cost_micros"] == accepted.estimated_cost_micros == 24_000
     assert (attrs["titan.width"], attrs["titan.height"], attrs["titan.quality"]) == (
         512,
         512,
@@ -108,11 +115,16 @@ async def test_a_three_image_request_makes_one_span_tree(traced, exporters) -> N
     assert {s.context.trace_id for s in spans} == {root.context.trace_id}
     for span in by_name(spans, backend):
         assert span.kind is SpanKind.CLIENT
-        assert span.attributes["gen_ai.system"] == "aws.bedrock"
+        assert span.attributes["gen_ai.provider.name"] == "aws.bedrock"
+        assert "gen_ai.system" not in span.attributes  # replaced by gen_ai.provider.name
         assert span.attributes["gen_ai.request.model"] == MODEL
         assert span.attributes["gen_ai.operation.name"] == "generate_content"
-    assert sorted(s.attributes["titan.image_index"] for s in by_name(spans, "settle")) == [0, 1, 2]
-    assert by_name(spans, "admission")[0].attributes["titan.reserved_usd"] == pytest.approx(0.024)
+    settles = by_name(spans, "settle")
+    assert sorted(s.attributes["titan.image_index"] for s in settles) == [0, 1, 2]
+    costs = [s.attributes["titan.cost_micros"] for s in settles]
+    assert all(isinstance(c, int) for c in costs)  # micro-USD, as in the API
+    assert sum(costs) == result.completed.cost_micros == 24_000
+    assert by_name(spans, "admission")[0].attributes["titan.reserved_micros"] == 24_000
 
 
 async def test_a_refused_request_carries_the_refusal(traced, exporters) -> None:
@@ -130,7 +142,13 @@ async def test_a_refused_request_carries_the_refusal(traced, exporters) -> None:
     codes = sorted(s.attributes["rpc.grpc.status_code"] for s in roots)
     assert codes == [7, 16]  # PERMISSION_DENIED, UNAUTHENTICATED
     policy_denied = next(s for s in roots if s.attributes["rpc.grpc.status_code"] == 7)
-    assert policy_denied.attributes["titan.refusal"] == "PolicyDenied"
+    assert policy_denied.attributes["titan.refusal"] == "POLICY_DENIED"  # the ErrorInfo reason
+    info = find_detail(denied.value, error_details_pb2.ErrorInfo)
+    assert info is not None
+    assert (info.domain, info.reason) == (ERROR_DOMAIN, "POLICY_DENIED")
+    assert policy_denied.attributes[REQUEST_ID]  # the id of the ledger's denial record
+    unauthenticated = next(s for s in roots if s.attributes["rpc.grpc.status_code"] == 16)
+    assert REQUEST_ID not in unauthenticated.attributes  # refused before it had one
     assert [e.name for e in policy_denied.events] == ["refused"]
     policy_spans = by_name(exporters[0].get_finished_spans(), "policy")
     assert policy_spans[0].attributes["titan.policy.denied_by"] == "no-premium"
@@ -227,3 +245,17 @@ async def test_decisions_refusals_and_budget_show_on_metrics(traced) -> None:
     assert refusals[2] == 1.0
     (budget,) = find(samples, "titan_gateway_budget_remaining_USD", tenant="otel", period="total")
     assert round(budget[2], 6) == 0.05 - 0.016
+
+
+async def test_a_replay_carries_the_request_id_of_the_run_it_replays(traced, exporters) -> None:
+    gateway, _ = traced
+    keyed = request()
+    keyed.client_request_id = "replay-me"
+    channel, images = stub(gateway)
+    async with channel:
+        first = await collect(images.GenerateImages(keyed))
+        again = await collect(images.GenerateImages(keyed))
+    assert again.completed.replayed
+    assert again.accepted.request_id == first.accepted.request_id
+    roots = by_name(exporters[0].get_finished_spans(), SERVER_SPAN)
+    assert [s.attributes[REQUEST_ID] for s in roots] == [first.accepted.request_id] * 2
