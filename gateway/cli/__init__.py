@@ -6,15 +6,24 @@ python -m gateway generate "a red fox in snow, studio light" -n 4 --out out/
 python -m gateway inpaint --image in.png --mask-prompt "the cup" "a glass of water"
 python -m gateway upscale --mode fast --image small.png --format webp
 python -m gateway models
+python -m gateway estimate generate "a red fox" -n 4
+python -m gateway usage
+python -m gateway admin budget top-up dev day 25
 python -m gateway --help
 """
 
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
+from google.protobuf import json_format
+
+from gateway.cli import client, tasks
+from gateway.cli.admin import add_admin_command
 from gateway.cli.client import add_client_commands, run_client_command
+from gateway.cli.ops import add_estimate_command, add_usage_command
 from gateway.cli.policy import add_policy_command, run_policy_command
 from gateway.cli.tasks import add_models_command, add_task_commands, run_models_command
 
@@ -33,10 +42,28 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "serve":
         return _serve(args)
     if args.command == "policy":
-        return run_policy_command(args)
+        return _policy(args)
     if args.command == "models":
         return run_models_command(args)
+    if hasattr(args, "run"):
+        code: int = args.run(args)
+        return code
     return run_client_command(args)
+
+
+def _policy(args: argparse.Namespace) -> int:
+    """`policy …`; a --request file that cannot be read or is not a
+    GenerateImagesRequest in JSON is one `error:` line, exit 2."""
+    try:
+        return run_policy_command(args)
+    except json_format.ParseError as exc:
+        reason = str(exc).splitlines()[0] if str(exc) else "not JSON"
+        message = f"{args.request} is not a GenerateImagesRequest in JSON: {reason}"
+        print(f"error: {message}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        print(f"error: cannot read {exc.filename}: {exc.strerror or exc}", file=sys.stderr)
+        return 2
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -52,6 +79,9 @@ def _parser() -> argparse.ArgumentParser:
     add_client_commands(sub)
     add_task_commands(sub)
     add_models_command(sub)
+    add_estimate_command(sub, [*client.COMMANDS, *tasks.COMMANDS])
+    add_usage_command(sub)
+    add_admin_command(sub)
     add_policy_command(sub)
     return parser
 

@@ -5,7 +5,8 @@ helpers here.
 Each command builds a GenerateImagesRequest, shows a progress bar on stderr
 as images arrive and writes each image to `--out` as
 `<request id>-<index>.<png|jpg|webp>` (and a returned mask beside it as
-`<request id>-<index>-mask.png`), printing every written path on stdout.
+`<request id>-<index>-mask.png`), printing every written path on stdout, or
+with `--json` every event as a JSON line (see `gateway.cli.streaming`).
 """
 
 from __future__ import annotations
@@ -17,13 +18,12 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any
 
 import grpc
-from google.rpc import error_details_pb2
-from grpc_status import rpc_status
-from tqdm import tqdm
 
+from gateway.cli.output import print_rpc_error
+from gateway.cli.streaming import consume as _consume
 from titan.gateway.v1 import image_service_pb2 as pb
 from titan.gateway.v1 import image_service_pb2_grpc
 from titan.gateway.v1 import tasks_pb2 as tasks
@@ -39,7 +39,6 @@ CHANNEL_OPTIONS = [("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
 QUALITIES = {"standard": tasks.QUALITY_STANDARD, "premium": tasks.QUALITY_PREMIUM}
 FORMATS = {"png": tasks.OUTPUT_FORMAT_PNG, "jpeg": tasks.OUTPUT_FORMAT_JPEG,
            "webp": tasks.OUTPUT_FORMAT_WEBP}  # fmt: skip
-EXTENSIONS = {"image/png": "png", "image/jpeg": "jpg", "image/webp": "webp"}
 CONTROL_MODES = {
     "canny_edge": tasks.CONTROL_MODE_CANNY_EDGE,
     "segmentation": tasks.CONTROL_MODE_SEGMENTATION,
@@ -69,151 +68,92 @@ class Command:
 
 
 def register_commands(
-    sub: argparse._SubParsersAction[argparse.ArgumentParser], commands: list[Command]
+    sub: argparse._SubParsersAction[argparse.ArgumentParser],
+    commands: list[Command],
+    *,
+    with_out: bool = True,
 ) -> None:
-    """Add each command with the common options; `run_client_command` runs it."""
+    """Add each command with the common options (`--out` unless `with_out` is
+    false); the request is `args.build(args)`. `run_client_command` runs them
+    unless the caller sets another `run` default."""
     for command in commands:
         cmd = sub.add_parser(command.name, help=command.help)
         command.add_args(cmd)
-        _add_common(cmd, with_config=command.with_config)
+        _add_common(cmd, with_config=command.with_config, with_out=with_out)
         cmd.set_defaults(build=command.build)
 
 
 def add_client_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Register generate, inpaint, outpaint, vary, remove-bg and color."""
-    register_commands(sub, _COMMANDS)
+    register_commands(sub, COMMANDS)
 
 
 def run_client_command(args: argparse.Namespace) -> int:
     """Send the request the command describes; 0 if every image arrived."""
     try:
         request = args.build(args)
+        _make_folder(args.out)
     except (OSError, UsageError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     return asyncio.run(_stream(args, request))
 
 
+def _make_folder(out: Path) -> None:
+    """`--out` as a folder, made if missing; UsageError if it cannot be one."""
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"--out {out} is a file, not a folder")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UsageError(f"cannot make the folder --out {out}: {exc.strerror}") from None
+
+
+def bearer(key: str) -> tuple[tuple[str, str], ...]:
+    """The call metadata that authenticates with `key`."""
+    return (("authorization", f"Bearer {key}"),)
+
+
 async def _stream(args: argparse.Namespace, request: pb.GenerateImagesRequest) -> int:
-    args.out.mkdir(parents=True, exist_ok=True)
     async with grpc.aio.insecure_channel(args.target, options=CHANNEL_OPTIONS) as channel:
         stub = image_service_pb2_grpc.ImageServiceStub(channel)  # type: ignore[no-untyped-call]
         try:
-            metadata = (("authorization", f"Bearer {args.api_key}"),)
-            call = stub.GenerateImages(request, timeout=args.timeout, metadata=metadata)
-            return await _consume(call, args.out)
+            call = stub.GenerateImages(request, timeout=args.timeout, metadata=bearer(args.api_key))
+            return await _consume(call, args.out, as_json=args.json)
         except grpc.aio.AioRpcError as err:
-            print_rpc_error(err)
+            print_rpc_error(err, args.target)
+            return 2
+        except OSError as exc:  # writing an image: disk full, permissions
+            print(f"error: cannot write to {args.out}: {exc.strerror or exc}", file=sys.stderr)
             return 2
 
 
-@dataclass
-class _Run:
-    """One stream being written: where, under what prefix, with what bar."""
-
-    out: Path
-    prefix: str = "image"
-    model_id: str = ""
-    bar: tqdm | None = None
-    failed: int = 0
-
-    def accept(self, accepted: pb.Accepted) -> None:
-        self.prefix, self.model_id = accepted.request_id[:8], accepted.model_id
-        self.bar = tqdm(
-            total=accepted.image_count, unit="img", desc=accepted.model_id, file=sys.stderr
-        )
-        if accepted.route_arm:
-            self.say(f"route arm: {accepted.route_arm}")
-        if accepted.fallback_model_ids:
-            self.say(f"fallbacks: {', '.join(accepted.fallback_model_ids)}")
-
-    def save(self, image: pb.Image) -> None:
-        ext = EXTENSIONS.get(image.mime_type) or image.mime_type.rpartition("/")[2] or "png"
-        path = self.out / f"{self.prefix}-{image.index}.{ext}"
-        path.write_bytes(image.data)
-        written = [path]
-        if image.mask:
-            written.append(self.out / f"{self.prefix}-{image.index}-mask.png")
-            written[-1].write_bytes(image.mask)
-        note = f"wrote {path} ({image.width}x{image.height})"
-        if image.model_id and image.model_id != self.model_id:
-            note += f" with fallback model {image.model_id}"
-        self.advance(note)
-        for written_path in written:
-            self.say(str(written_path), file=sys.stdout)
-
-    def fail(self, fail: pb.ImageFailed) -> None:
-        self.failed += 1
-        reason = pb.FailureReason.Name(fail.reason)
-        self.advance(f"image {fail.index} failed: {reason}: {fail.message}")
-
-    def say(self, message: str, file: TextIO | None = None) -> None:
-        file = file or sys.stderr
-        if self.bar is None:
-            print(message, file=file, flush=True)
-        else:
-            self.bar.write(message, file=file)
-            file.flush()
-
-    def advance(self, message: str) -> None:
-        self.say(message)
-        if self.bar is not None:
-            self.bar.update(1)
-
-
-async def _consume(call: grpc.aio.UnaryStreamCall, out: Path) -> int:
-    """Write each image as it arrives; 1 if any image failed."""
-    run = _Run(out)
-    try:
-        async for event in call:
-            kind = event.WhichOneof("event")
-            if kind == "accepted":
-                run.accept(event.accepted)
-            elif kind == "image":
-                run.save(event.image)
-            elif kind == "image_failed":
-                run.fail(event.image_failed)
-            elif kind == "completed":
-                run.say(_summary(event.completed))
-    finally:
-        if run.bar is not None:
-            run.bar.close()
-    return 1 if run.failed else 0
-
-
-def _summary(done: pb.Completed) -> str:
-    note = " (replayed: nothing generated or charged again)" if done.replayed else ""
-    cost = _usd(done.cost_micros)
-    return f"{done.images_delivered} delivered, {done.images_failed} failed, cost ${cost}{note}"
-
-
-def _usd(micros: int) -> str:
-    return f"{micros / 1_000_000:.6f}".rstrip("0").rstrip(".")
-
-
-def print_rpc_error(err: grpc.aio.AioRpcError) -> None:
-    """The status and every field violation of a failed call, on stderr."""
-    print(f"error: {err.code().name}: {err.details()}", file=sys.stderr)
-    status = rpc_status.from_call(err)
-    for detail in status.details if status else []:
-        bad = error_details_pb2.BadRequest()
-        if detail.Unpack(bad):
-            for v in bad.field_violations:
-                print(f"  {v.field}: {v.description}", file=sys.stderr)
-
-
 def add_target(cmd: argparse.ArgumentParser) -> None:
-    """--target and --timeout, which every command has."""
+    """--target, --timeout and --json, which every command talking to the gateway has."""
     target = os.environ.get("TITAN_GW_TARGET", DEFAULT_TARGET)
     cmd.add_argument("--target", default=target, help="gateway address (env TITAN_GW_TARGET)")
     cmd.add_argument("--timeout", type=float, default=300.0, help="deadline in seconds")
+    json_help = "print the response as JSON (one object per line for streams)"
+    cmd.add_argument("--json", action="store_true", help=json_help)
 
 
-def _add_common(cmd: argparse.ArgumentParser, *, with_config: bool) -> None:
-    add_target(cmd)
+def add_api_key(cmd: argparse.ArgumentParser) -> None:
+    """--api-key: the tenant's key."""
     key = os.environ.get("TITAN_GW_API_KEY", DEV_API_KEY)
     cmd.add_argument("--api-key", default=key, help="tenant API key (env TITAN_GW_API_KEY)")
-    cmd.add_argument("--out", type=Path, default=Path("out"), help="folder for the images")
+
+
+def add_admin_key(cmd: argparse.ArgumentParser) -> None:
+    """--admin-key: an operator's key."""
+    key = os.environ.get("TITAN_GW_ADMIN_KEY", DEV_ADMIN_KEY)
+    cmd.add_argument("--admin-key", default=key, help="admin key (env TITAN_GW_ADMIN_KEY)")
+
+
+def _add_common(cmd: argparse.ArgumentParser, *, with_config: bool, with_out: bool) -> None:
+    add_target(cmd)
+    add_api_key(cmd)
+    if with_out:
+        cmd.add_argument("--out", type=Path, default=Path("out"), help="folder for the images")
     cmd.add_argument("--model", default="", help="Bedrock model id (default: the gateway's)")
     cmd.add_argument("--request-id", default="", help="client request id")
     if not with_config:
@@ -382,7 +322,7 @@ def _build_color(args: argparse.Namespace) -> pb.GenerateImagesRequest:
     return request(args, color_guided_generation=task)
 
 
-_COMMANDS = [
+COMMANDS = [
     Command("generate", "text to image (optionally conditioned)", _build_generate, _generate_args),
     Command("inpaint", "replace a masked region", _build_inpaint, _inpaint_args),
     Command(

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 from pathlib import Path
 from typing import Any
 
@@ -23,16 +22,17 @@ import grpc
 
 from gateway.cli.client import (
     CHANNEL_OPTIONS,
-    DEV_ADMIN_KEY,
     Command,
     UsageError,
+    add_admin_key,
     add_target,
+    bearer,
     given,
-    print_rpc_error,
     read,
     register_commands,
     request,
 )
+from gateway.cli.output import print_json, print_rpc_error, print_table
 from titan.gateway.v1 import admin_service_pb2 as admin_pb
 from titan.gateway.v1 import admin_service_pb2_grpc
 from titan.gateway.v1 import image_service_pb2 as pb
@@ -49,7 +49,7 @@ TRY_ON_MASK_TYPES = {
 def add_task_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Register img2img, upscale, replace, recolor, erase, expand, style-guide,
     style-transfer and try-on (run by `run_client_command`)."""
-    register_commands(sub, _COMMANDS)
+    register_commands(sub, COMMANDS)
 
 
 def _image(cmd: argparse.ArgumentParser, help_text: str = "input image (PNG/JPEG/WebP)") -> None:
@@ -268,7 +268,7 @@ def _build_try_on(args: argparse.Namespace) -> pb.GenerateImagesRequest:
     return request(args, virtual_try_on=task)
 
 
-_COMMANDS = [
+COMMANDS = [
     Command("img2img", "image to image (SD3.5 Large, Ultra)", _build_img2img, _img2img_args),
     Command("upscale", "upscale: fast 4x, conservative, creative", _build_upscale, _upscale_args),
     Command("replace", "search and replace an object", _build_replace, _replace_args),
@@ -290,33 +290,31 @@ def add_models_command(sub: argparse._SubParsersAction[argparse.ArgumentParser])
     """Register `models`: the gateway's model registry (an admin call)."""
     cmd = sub.add_parser("models", help="list the gateway's models (admin key)")
     add_target(cmd)
-    key = os.environ.get("TITAN_GW_ADMIN_KEY", DEV_ADMIN_KEY)
-    cmd.add_argument("--admin-key", default=key, help="admin key (env TITAN_GW_ADMIN_KEY)")
+    add_admin_key(cmd)
 
 
 def run_models_command(args: argparse.Namespace) -> int:
-    """Print AdminService.ListModels as a table; 2 on an RPC error."""
+    """Print AdminService.ListModels as a table (or JSON); 2 on an RPC error."""
     try:
-        models = asyncio.run(_list_models(args))
+        response = asyncio.run(_list_models(args))
     except grpc.aio.AioRpcError as err:
-        print_rpc_error(err)
+        print_rpc_error(err, args.target)
         return 2
+    if args.json:
+        print_json(response)
+        return 0
     header = ("ID", "DIALECT", "TASKS", "PRICE (USD)", "LIFECYCLE", "DEFAULT FOR")
-    rows = [header, *(_model_row(m) for m in models)]
-    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
-    for row in rows:
-        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
+    print_table(header, [_model_row(m) for m in response.models])
     return 0
 
 
-async def _list_models(args: argparse.Namespace) -> list[admin_pb.ModelInfo]:
+async def _list_models(args: argparse.Namespace) -> admin_pb.ListModelsResponse:
     async with grpc.aio.insecure_channel(args.target, options=CHANNEL_OPTIONS) as channel:
         stub = admin_service_pb2_grpc.AdminServiceStub(channel)  # type: ignore[no-untyped-call]
-        metadata = (("authorization", f"Bearer {args.admin_key}"),)
-        response = await stub.ListModels(
-            admin_pb.ListModelsRequest(), timeout=args.timeout, metadata=metadata
+        response: admin_pb.ListModelsResponse = await stub.ListModels(
+            admin_pb.ListModelsRequest(), timeout=args.timeout, metadata=bearer(args.admin_key)
         )
-        return list(response.models)
+        return response
 
 
 def _model_row(model: admin_pb.ModelInfo) -> tuple[str, ...]:
