@@ -30,6 +30,7 @@ import grpc
 from google.protobuf import descriptor_pool
 
 from gateway.policy_store import PolicyStore
+from gateway.tls import certificate_identities
 from policies import Tenant
 
 log = logging.getLogger(__name__)
@@ -71,8 +72,11 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
     """Resolves the caller before the request is decoded; unknown keys never reach
     the handler, and their request bodies are never parsed."""
 
-    def __init__(self, store: PolicyStore) -> None:
+    def __init__(self, store: PolicyStore, *, client_certificates: bool = False) -> None:
         self._store = store
+        # Whether the port verifies client certificates (tls.client_ca_file):
+        # only then can a call without a key still be a tenant's.
+        self._client_certificates = client_certificates
 
     async def intercept_service(
         self,
@@ -82,14 +86,31 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
         handler = await continuation(details)
         if handler is None or details.method.startswith(PUBLIC_PREFIXES):
             return handler
-        who = self._resolve(bearer_key(details.invocation_metadata))
-        if who is None:
-            return _refusing(handler, grpc.StatusCode.UNAUTHENTICATED, _UNAUTHENTICATED)
+        key = bearer_key(details.invocation_metadata)
+        who = self._resolve(key)
+        if who is None and (key is not None or not self._client_certificates):
+            # A key, when sent, decides alone; without client certificates there is nothing else.
+            return _refusing(handler, grpc.StatusCode.UNAUTHENTICATED, self._unauthenticated)
         if handler.request_streaming:
             # Its messages would be decoded by grpc as they are read, or read
             # raw through `context.read()`: no such RPC is served, so fail closed.
             return _refusing(handler, grpc.StatusCode.UNIMPLEMENTED, _STREAMING_REQUESTS)
+        if who is None:  # no key, on a port that verified the caller's certificate
+            return _with_caller(handler, self._from_certificate, _request_type(details.method))
         return _with_caller(handler, who, _request_type(details.method))
+
+    @property
+    def _unauthenticated(self) -> str:
+        return _UNAUTHENTICATED_MTLS if self._client_certificates else _UNAUTHENTICATED
+
+    def _from_certificate(self, context: Any) -> Caller | None:
+        """The tenant the verified client certificate of this call maps to (never admin)."""
+        names = certificate_identities(context.auth_context())
+        tenant = self._store.current.identify(names)
+        if tenant is None:
+            log.info("client certificate %s maps to no tenant", ", ".join(names) or "(none)")
+            return None
+        return Caller(tenant=tenant)
 
     def _resolve(self, key: str | None) -> Caller | None:
         if key is None:
@@ -102,6 +123,11 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
 
 
 _UNAUTHENTICATED = "missing or unknown API key (send 'authorization: Bearer <key>')"
+_UNAUTHENTICATED_MTLS = (
+    "missing or unknown API key, and no client certificate mapped to a tenant "
+    "(send 'authorization: Bearer <key>', or a certificate named in a tenant's "
+    "client_certificates)"
+)
 _STREAMING_REQUESTS = "request-streaming RPCs are not served"
 
 
@@ -160,9 +186,30 @@ def _decoding(deserialize: Callable[[bytes], Any] | None) -> Callable[[bytes], A
     return decode
 
 
-def _with_caller(handler: Any, who: Caller, type_name: str) -> Any:
+class _Pending:
+    """A body held unparsed until the caller is known from the call's certificate.
+    Cleared before a refusal, so an aborted call's frames do not keep it alive."""
+
+    __slots__ = ("raw",)
+
+    def __init__(self, raw: bytes) -> None:
+        self.raw: bytes | None = raw
+
+
+def _pending(raw: bytes) -> _Pending:
+    return _Pending(raw)
+
+
+Resolver = Callable[[Any], Caller | None]
+
+
+def _with_caller(handler: Any, who: Caller | Resolver, type_name: str) -> Any:
     """A handler like `handler` (one request message) that decodes the body
-    without raising, sets the caller and runs `handler`'s behaviour on it."""
+    without raising, sets the caller and runs `handler`'s behaviour on it.
+
+    `who` is the caller, or (no key, client certificates verified) a function
+    finding it from the call's context: then grpc hands the behaviour the body
+    unparsed, and it is parsed only once the certificate names a tenant."""
     invalid = f"the request body is not a valid {type_name} message"
 
     async def refuse_undecodable(context: Any) -> None:
@@ -170,26 +217,42 @@ def _with_caller(handler: Any, who: Caller, type_name: str) -> Any:
         await context.abort(grpc.StatusCode.INVALID_ARGUMENT, invalid)
 
     decode = _decoding(handler.request_deserializer)
+
+    async def admit(request: Any, context: Any) -> Any:
+        """Sets the caller; the request, decoded (a deferred body is parsed here)."""
+        if isinstance(who, Caller):
+            current_caller.set(who)
+            return request
+        found = who(context)
+        if found is None:
+            request.raw = None  # dropped unparsed, as for an unknown key
+            await context.abort(grpc.StatusCode.UNAUTHENTICATED, _UNAUTHENTICATED_MTLS)
+        else:
+            current_caller.set(found)
+        raw, request.raw = request.raw, None
+        return raw if decode is None else decode(raw)
+
+    deserializer = decode if isinstance(who, Caller) else _pending
     if handler.response_streaming:
         inner_stream = handler.unary_stream
 
         async def stream(request: Any, context: Any) -> AsyncIterator[Any]:
-            current_caller.set(who)
+            request = await admit(request, context)
             if request is _UNDECODABLE:
                 await refuse_undecodable(context)
             async for response in inner_stream(request, context):
                 yield response
 
-        return _same_kind(handler, stream, decode)
+        return _same_kind(handler, stream, deserializer)
     inner = handler.unary_unary
 
     async def unary(request: Any, context: Any) -> Any:
-        current_caller.set(who)
+        request = await admit(request, context)
         if request is _UNDECODABLE:
             await refuse_undecodable(context)
         return await inner(request, context)
 
-    return _same_kind(handler, unary, decode)
+    return _same_kind(handler, unary, deserializer)
 
 
 _FACTORIES = {

@@ -48,6 +48,7 @@ from gateway.startup import ListenError
 from gateway.stores import grpc_health_reporter, guard_stores
 from gateway.stream import Cleanups, Streamer
 from gateway.telemetry.sdk import Telemetry, TelemetryConfig, configure_telemetry
+from gateway.tls import load_tls
 from gateway.tracing import TelemetryInterceptor
 from gateway.usage import UsageService
 from titan.gateway.v1 import (
@@ -241,7 +242,10 @@ async def _start_server(
     settings, policies = parts.settings, parts.policies
     server = grpc.aio.server(
         # Telemetry outermost, so refusals by authentication are traced too.
-        interceptors=[TelemetryInterceptor(parts.observer), AuthInterceptor(policies)],
+        interceptors=[
+            TelemetryInterceptor(parts.observer),
+            AuthInterceptor(policies, client_certificates=settings.tls.client_ca_file is not None),
+        ],
         options=[
             ("grpc.max_receive_message_length", settings.max_receive_message_bytes),
             ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
@@ -306,8 +310,12 @@ async def _start_server(
         (SERVICE_NAME, ADMIN_SERVICE_NAME, USAGE_SERVICE_NAME, health.SERVICE_NAME),
         shipped_descriptor_set(),
     )
+    tls = load_tls(settings.tls)
     try:
-        port = server.add_insecure_port(settings.listen)
+        if tls is None:
+            port = server.add_insecure_port(settings.listen)
+        else:
+            port = server.add_secure_port(settings.listen, tls.server_credentials())
     except RuntimeError:  # grpcio raises "Failed to bind" where older versions returned 0
         port = 0
     if port == 0:

@@ -47,6 +47,9 @@ NON_SETTING_VARIABLES = frozenset(
         "TITAN_GW_TARGET",  # the CLI client's gateway address
         "TITAN_GW_API_KEY",  # the CLI client's tenant key
         "TITAN_GW_ADMIN_KEY",  # the CLI client's admin key
+        "TITAN_GW_TLS_CA",  # the CLI client's CA bundle to verify the gateway
+        "TITAN_GW_TLS_CERT",  # the CLI client's certificate chain (mutual TLS)
+        "TITAN_GW_TLS_KEY",  # the CLI client's private key (mutual TLS)
     }
 )
 MIB = 1024 * 1024
@@ -104,6 +107,44 @@ class TelemetrySettings(BaseModel):
     record_prompts: bool = Field(False, description="put prompts into span attributes")
     json_logs: bool = Field(False, description="one JSON object per log line, with trace ids")
     metric_export_interval_ms: int = Field(10_000, gt=0)
+
+
+class TlsSettings(BaseModel):
+    """TLS on the gRPC port. Without cert_file and key_file the port is plaintext."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    cert_file: Path | None = Field(None, description="server certificate chain (PEM)")
+    key_file: Path | None = Field(None, description="server private key (PEM)")
+    client_ca_file: Path | None = Field(
+        None,
+        description="CA bundle (PEM) that client certificates are verified against; "
+        "needs require_client_cert",
+    )
+    require_client_cert: bool = Field(
+        False, description="refuse TLS handshakes without a client certificate from client_ca_file"
+    )
+
+    @model_validator(mode="after")
+    def _complete(self) -> TlsSettings:
+        if (self.cert_file is None) != (self.key_file is None):
+            raise ValueError("tls.cert_file and tls.key_file must be set together")
+        if self.cert_file is None and (self.client_ca_file or self.require_client_cert):
+            raise ValueError("client certificates need TLS: set tls.cert_file and tls.key_file")
+        if self.require_client_cert and self.client_ca_file is None:
+            raise ValueError("tls.require_client_cert needs tls.client_ca_file")
+        if self.client_ca_file is not None and not self.require_client_cert:
+            # grpcio's server credentials either request AND require a client
+            # certificate or do not request one at all: an optional one is not offered.
+            raise ValueError(
+                "tls.client_ca_file needs tls.require_client_cert: true "
+                "(grpcio cannot ask for an optional client certificate)"
+            )
+        return self
+
+    @property
+    def enabled(self) -> bool:
+        return self.cert_file is not None
 
 
 class Settings(BaseSettings):
@@ -188,6 +229,7 @@ class Settings(BaseSettings):
     )
     emulator: EmulatorSettings = Field(default_factory=EmulatorSettings)  # type: ignore[arg-type]
     telemetry: TelemetrySettings = Field(default_factory=TelemetrySettings)  # type: ignore[arg-type]
+    tls: TlsSettings = Field(default_factory=TlsSettings)  # type: ignore[arg-type]
 
     @model_validator(mode="after")
     def _registry_loads(self) -> Settings:

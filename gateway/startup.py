@@ -2,10 +2,10 @@
 
 Every problem found before the gateway serves (a bad or unknown setting, an
 unreadable or invalid policy file, the published dev policy where its keys
-are a risk, a listen address in use) is printed as ONE line on stderr,
-``error: <what>: <why>``, and the process exits with `EXIT_STARTUP` (2)
-without a traceback. Anything else still raises: it is a bug, not a
-configuration problem.
+are a risk, a listen address in use, a missing or non-PEM TLS file) is
+printed as ONE line on stderr, ``error: <what>: <why>``, and the process
+exits with `EXIT_STARTUP` (2) without a traceback. Anything else still
+raises: it is a bug, not a configuration problem.
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ from gateway.settings import (
     split_listen,
     variable_name,
 )
+from gateway.tls import TlsError, tls_problems
 from policies import PolicyError
 
 __all__ = [
@@ -83,6 +84,7 @@ def _run(config_file: Path | None, *, log_level: str, verbose: bool) -> int:
 
     settings = load(config_file)
     problems = policy_file_problems(settings.policy_file)
+    problems += tls_problems(settings.tls)
     if (problem := listen_problem(settings.listen)) is not None:
         problems.append(problem)
     if problems:
@@ -93,7 +95,7 @@ def _run(config_file: Path | None, *, log_level: str, verbose: bool) -> int:
     configure_logging(log_level, settings.telemetry.json_logs)
     try:
         asyncio.run(serve(settings))
-    except (PolicyError, RegistryError, OSError, RuntimeError) as exc:
+    except (PolicyError, RegistryError, TlsError, OSError, RuntimeError) as exc:
         described = describe_failure(exc, settings)
         if described is None:
             raise
@@ -218,6 +220,8 @@ def describe_failure(exc: BaseException, settings: Settings) -> list[str] | None
         return [str(problem) for problem in exc.problems] or [str(exc)]
     if isinstance(exc, RegistryError):
         return [f"model registry: {exc}"]
+    if isinstance(exc, TlsError):
+        return [str(exc)]
     if isinstance(exc, OSError) and getattr(exc, "filename", None) == str(settings.policy_file):
         return [f"policy file {settings.policy_file}: {exc.strerror or exc}"]
     if isinstance(exc, ListenError):

@@ -48,6 +48,9 @@ def build_policy(
         digest=hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest(),
         tenant_keys=KeyRing.of([(h, t.id) for t in document.tenants for h in t.api_keys]),
         admin_keys=KeyRing.of([(h, "admin") for h in document.admin_keys]),
+        client_certificates=MappingProxyType(
+            {name: t.id for t in document.tenants for name in t.client_certificates}
+        ),
     )
 
 

@@ -56,6 +56,7 @@ def check_entries(sections: Sections) -> list[Finding]:
         *_duplicate_tenants(sections),
         *_unknown_tiers(sections),
         *_duplicate_key_hashes(sections),
+        *_duplicate_client_certificates(sections),
         *_budgets(sections),
         *_pricing(sections),
         *_moderation(sections.moderation),
@@ -95,6 +96,16 @@ def _duplicate_key_hashes(sections: Sections) -> Iterator[Finding]:
         for k, h in enumerate(t.api_keys)
     )
     return first_use([*admin, *tenant], "key hash", show=False)
+
+
+def _duplicate_client_certificates(sections: Sections) -> Iterator[Finding]:
+    # One certificate name, one tenant: else who a certificate is would depend on order.
+    names = (
+        (name, ("tenants", i, "client_certificates", k))
+        for i, t in sections.tenants
+        for k, name in enumerate(t.client_certificates)
+    )
+    return first_use(names, "client certificate identity")
 
 
 def _budgets(sections: Sections) -> Iterator[Finding]:

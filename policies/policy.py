@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
 
 from policies.moderation import Moderator
 from policies.pricing import PriceTable
@@ -37,11 +38,22 @@ class Policy:
     digest: str
     tenant_keys: KeyRing
     admin_keys: KeyRing
+    # `CN=…`, `DNS:…`, `URI:…` -> tenant id (tenants' `client_certificates`).
+    client_certificates: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
 
     def authenticate(self, api_key: str) -> Tenant | None:
         """The tenant `api_key` belongs to, or None (timing does not depend on which key)."""
         tenant_id = self.tenant_keys.find(api_key)
         return self.tenants.get(tenant_id) if tenant_id is not None else None
+
+    def identify(self, certificate_names: Iterable[str]) -> Tenant | None:
+        """The tenant one of a verified client certificate's names maps to, or None.
+        Names are checked in the order given (common name first)."""
+        for name in certificate_names:
+            tenant_id = self.client_certificates.get(name)
+            if tenant_id is not None:
+                return self.tenants.get(tenant_id)
+        return None
 
     def is_admin(self, api_key: str) -> bool:
         return self.admin_keys.find(api_key) is not None

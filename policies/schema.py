@@ -61,6 +61,20 @@ def _key_hash(value: object) -> str:
     return text
 
 
+_CERT_PREFIXES = ("CN=", "DNS:", "URI:")
+
+
+def _client_certificate(value: object) -> str:
+    text = _text(value)
+    prefix = next((p for p in _CERT_PREFIXES if text.startswith(p)), None)
+    if prefix is None or not text[len(prefix) :].strip() or len(text) > 1024:
+        raise _fail(
+            f"client certificate identity {describe(text)} is not valid: expected "
+            "'CN=<common name>', 'DNS:<name>' or 'URI:<uri>'"
+        )
+    return text
+
+
 def _rule_name(value: object) -> str:
     text = _matching(RULE_NAME_PATTERN, "rule name", _RULE_NAME_RULE)(value)
     if text in RESERVED_RULE_NAMES:
@@ -108,6 +122,7 @@ TenantId = Annotated[str, BeforeValidator(_matching(ID_PATTERN, "tenant id", _NA
 CategoryName = Annotated[str, BeforeValidator(_matching(ID_PATTERN, "category name", _NAME_RULE))]
 RuleName = Annotated[str, BeforeValidator(_rule_name)]
 KeyHash = Annotated[str, BeforeValidator(_key_hash)]
+ClientCertificate = Annotated[str, BeforeValidator(_client_certificate)]
 ModelId = Annotated[str, BeforeValidator(_model_id)]
 _GUARDRAIL_RULE = "a number from 1 to 99999999, or DRAFT"
 GuardrailVersion = Annotated[
@@ -152,6 +167,7 @@ class TenantSpec(Spec):
     tier: str
     labels: list[str] = []
     api_keys: list[KeyHash] = []
+    client_certificates: list[ClientCertificate] = []
     quotas: QuotasSpec = QuotasSpec()
     budget: BudgetSpec = BudgetSpec()
 

@@ -18,7 +18,7 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import grpc
 
@@ -109,16 +109,55 @@ def _make_folder(out: Path) -> None:
         raise UsageError(f"cannot make the folder --out {out}: {exc.strerror}") from None
 
 
-def bearer(key: str) -> tuple[tuple[str, str], ...]:
-    """The call metadata that authenticates with `key`."""
-    return (("authorization", f"Bearer {key}"),)
+def bearer(key: str | None) -> tuple[tuple[str, str], ...]:
+    """The call metadata that authenticates with `key` (none without a key)."""
+    return (("authorization", f"Bearer {key}"),) if key else ()
+
+
+def tenant_key(args: argparse.Namespace) -> str | None:
+    """--api-key (or TITAN_GW_API_KEY); else the dev key, unless a client
+    certificate is to identify the tenant (a key would win over it)."""
+    if args.api_key:
+        return str(args.api_key)
+    return None if getattr(args, "tls_cert", None) else DEV_API_KEY
+
+
+def open_channel(args: argparse.Namespace) -> grpc.aio.Channel:
+    """A channel to --target: plaintext, or TLS with --tls-ca / --tls-cert / --tls-key."""
+    ca, cert, key = args.tls_ca, args.tls_cert, args.tls_key
+    if (cert is None) != (key is None):
+        _fail("--tls-cert and --tls-key go together (env TITAN_GW_TLS_CERT, TITAN_GW_TLS_KEY)")
+    if ca is None and cert is None:
+        return grpc.aio.insecure_channel(args.target, options=CHANNEL_OPTIONS)
+    credentials = grpc.ssl_channel_credentials(
+        root_certificates=_read(ca, "--tls-ca"),
+        private_key=_read(key, "--tls-key"),
+        certificate_chain=_read(cert, "--tls-cert"),
+    )
+    return grpc.aio.secure_channel(args.target, credentials, options=CHANNEL_OPTIONS)
+
+
+def _read(path: Path | None, flag: str) -> bytes | None:
+    if path is None:
+        return None
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        _fail(f"{flag} {path}: {exc.strerror or exc}")
+
+
+def _fail(message: str) -> NoReturn:
+    print(f"error: {message}", file=sys.stderr, flush=True)
+    raise SystemExit(2)
 
 
 async def _stream(args: argparse.Namespace, request: pb.GenerateImagesRequest) -> int:
-    async with grpc.aio.insecure_channel(args.target, options=CHANNEL_OPTIONS) as channel:
+    async with open_channel(args) as channel:
         stub = image_service_pb2_grpc.ImageServiceStub(channel)  # type: ignore[no-untyped-call]
         try:
-            call = stub.GenerateImages(request, timeout=args.timeout, metadata=bearer(args.api_key))
+            call = stub.GenerateImages(
+                request, timeout=args.timeout, metadata=bearer(tenant_key(args))
+            )
             return await _consume(call, args.out, as_json=args.json)
         except grpc.aio.AioRpcError as err:
             print_rpc_error(err, args.target)
@@ -135,12 +174,30 @@ def add_target(cmd: argparse.ArgumentParser) -> None:
     cmd.add_argument("--timeout", type=float, default=300.0, help="deadline in seconds")
     json_help = "print the response as JSON (one object per line for streams)"
     cmd.add_argument("--json", action="store_true", help=json_help)
+    env = os.environ.get
+    tls = cmd.add_argument_group("TLS (default: plaintext)")
+    tls.add_argument(
+        "--tls-ca",
+        type=Path,
+        default=env("TITAN_GW_TLS_CA"),
+        help="CA bundle (PEM) to verify the gateway with (env TITAN_GW_TLS_CA)",
+    )
+    tls.add_argument(
+        "--tls-cert",
+        type=Path,
+        default=env("TITAN_GW_TLS_CERT"),
+        help="client certificate chain (PEM) for mutual TLS; without --api-key the "
+        "certificate identifies the tenant (env TITAN_GW_TLS_CERT)",
+    )
+    tls.add_argument("--tls-key", type=Path, default=env("TITAN_GW_TLS_KEY"),
+                     help="its private key (env TITAN_GW_TLS_KEY)")  # fmt: skip
 
 
 def add_api_key(cmd: argparse.ArgumentParser) -> None:
     """--api-key: the tenant's key."""
-    key = os.environ.get("TITAN_GW_API_KEY", DEV_API_KEY)
-    cmd.add_argument("--api-key", default=key, help="tenant API key (env TITAN_GW_API_KEY)")
+    key = os.environ.get("TITAN_GW_API_KEY")
+    help_ = "tenant API key (env TITAN_GW_API_KEY; default: the dev key, or none with --tls-cert)"
+    cmd.add_argument("--api-key", default=key, help=help_)
 
 
 def add_admin_key(cmd: argparse.ArgumentParser) -> None:

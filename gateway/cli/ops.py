@@ -25,13 +25,14 @@ from google.protobuf.message import Message
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from gateway.cli.client import (
-    CHANNEL_OPTIONS,
     Command,
     UsageError,
     add_api_key,
     add_target,
     bearer,
+    open_channel,
     register_commands,
+    tenant_key,
 )
 from gateway.cli.output import format_usd, print_json, print_rpc_error, print_table, when
 from gateway.cli.streaming import rewrite_line
@@ -43,11 +44,13 @@ from titan.gateway.v1 import usage_service_pb2 as usage_pb
 Subparsers: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
 
 
-def call(args: argparse.Namespace, stub_class: Any, method: str, request: Message, key: str) -> Any:
+def call(
+    args: argparse.Namespace, stub_class: Any, method: str, request: Message, key: str | None
+) -> Any:
     """One unary RPC to `args.target` with `key`; None once its error is printed."""
 
     async def send() -> Any:
-        async with grpc.aio.insecure_channel(args.target, options=CHANNEL_OPTIONS) as channel:
+        async with open_channel(args) as channel:
             rpc = getattr(stub_class(channel), method)
             return await rpc(request, timeout=args.timeout, metadata=bearer(key))
 
@@ -88,7 +91,8 @@ def run_estimate(args: argparse.Namespace) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     stub = image_service_pb2_grpc.ImageServiceStub
-    est = call(args, stub, "EstimateCost", pb.EstimateCostRequest(request=request), args.api_key)
+    estimate = pb.EstimateCostRequest(request=request)
+    est = call(args, stub, "EstimateCost", estimate, tenant_key(args))
     if est is None:
         return 2
     if args.json:
@@ -160,7 +164,7 @@ def window(args: argparse.Namespace) -> dict[str, Timestamp]:
 def run_usage(args: argparse.Namespace) -> int:
     stub = usage_service_pb2_grpc.UsageServiceStub
     request = usage_pb.GetUsageRequest(**window(args))
-    report = call(args, stub, "GetUsage", request, args.api_key)
+    report = call(args, stub, "GetUsage", request, tenant_key(args))
     if report is None:
         return 2
     if args.json:

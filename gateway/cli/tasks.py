@@ -21,13 +21,13 @@ from typing import Any
 import grpc
 
 from gateway.cli.client import (
-    CHANNEL_OPTIONS,
     Command,
     UsageError,
     add_admin_key,
     add_target,
     bearer,
     given,
+    open_channel,
     read,
     register_commands,
     request,
@@ -309,7 +309,7 @@ def run_models_command(args: argparse.Namespace) -> int:
 
 
 async def _list_models(args: argparse.Namespace) -> admin_pb.ListModelsResponse:
-    async with grpc.aio.insecure_channel(args.target, options=CHANNEL_OPTIONS) as channel:
+    async with open_channel(args) as channel:
         stub = admin_service_pb2_grpc.AdminServiceStub(channel)  # type: ignore[no-untyped-call]
         response: admin_pb.ListModelsResponse = await stub.ListModels(
             admin_pb.ListModelsRequest(), timeout=args.timeout, metadata=bearer(args.admin_key)

@@ -333,3 +333,17 @@ async def test_a_fallback_that_cannot_run_the_task_is_left_out(make_gateway, tmp
     assert list(result.accepted.fallback_model_ids) == [ULTRA]  # Core has no image-to-image
     assert result.accepted.estimated_cost_micros == 140_000
     assert result.completed.cost_micros == 80_000
+
+
+async def test_n_images_on_stability_are_n_calls_with_consecutive_seeds(make_gateway) -> None:
+    """Stability has no count field: image i is its own call with seed + i."""
+    gateway = await make_gateway(default_model_id=None)
+    channel, images = _stub(gateway)
+    async with channel:
+        request = request_for(TaskType.TEXT_IMAGE, CORE, number_of_images=3, seed=100)
+        result = await collect(images.GenerateImages(request))
+    assert {i: img.seed for i, img in result.images.items()} == {0: 100, 1: 101, 2: 102}
+    bodies = [body for model, body in gateway.emulator.stats.received if model == CORE]
+    assert sorted(body["seed"] for body in bodies) == [100, 101, 102]
+    assert all("number_of_images" not in body and "samples" not in body for body in bodies)
+    assert result.completed.cost_micros == 3 * 40_000

@@ -78,6 +78,11 @@ BROKEN_FILES = {
         "duplicate-key-hash.yaml:tenants[0].api_keys[1]: duplicate key hash"
         " (first used at admin_keys[0]) (line 8)"
     ],
+    "duplicate-client-certificate.yaml": [
+        "duplicate-client-certificate.yaml:tenants[1].client_certificates[0]: duplicate client"
+        " certificate identity 'DNS:render.acme.example'"
+        " (first used at tenants[0].client_certificates[1]) (line 10)"
+    ],
     "bad-limit.yaml": [
         "bad-limit.yaml:rules[0].limit.max_images: must be at least 1, got 0 (line 4)",
         "bad-limit.yaml:rules[0].limit.max_width: must be at least 16, got 8 (line 4)",
