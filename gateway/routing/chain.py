@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import date
 
 from gateway.dialects import encode_body
-from gateway.domain import ImageJob
+from gateway.domain import ImageJob, InputImage
 from gateway.errors import FieldViolation, InvalidRequest, ModelRetired, TaskNotSupported
 from gateway.registry import MAX_BODY_BYTES
 from gateway.registry.catalog import LegacyWarnings
@@ -97,7 +98,12 @@ def _fallback_jobs(
 
 def _check_body_size(request: pb.GenerateImagesRequest, job: ImageJob) -> None:
     """Bedrock refuses InvokeModel bodies over 25,000,000 bytes; base64 makes
-    images 4/3 larger, so inputs within their own limits can still exceed it."""
+    images 4/3 larger, so inputs within their own limits can still exceed it.
+
+    The body is encoded (its images base64'd, a Stability mask inverted) only
+    when a cheap upper bound of its size does not already fit."""
+    if _size_bound(job) <= MAX_BODY_BYTES:
+        return
     size = len(encode_body(job, 0))
     if size > MAX_BODY_BYTES:
         task = request.WhichOneof("task") or "task"
@@ -111,3 +117,28 @@ def _check_body_size(request: pb.GenerateImagesRequest, job: ImageJob) -> None:
                 )
             ]
         )
+
+
+# Prompts (at most 10,000 characters each, up to 6 bytes when JSON-escaped)
+# and every other field of a body fit in this, with room to spare.
+_TEXT_AND_FIELDS_BOUND = 512 * 1024
+
+
+def _size_bound(job: ImageJob) -> int:
+    """At least the size of any body `job` can produce."""
+    total = _TEXT_AND_FIELDS_BOUND
+    for name, image in _input_images(job):
+        size = len(image.data)
+        if "mask" in name:  # a dialect may re-encode it (Stability inverts masks) as PNG
+            size = max(size, image.width * image.height * 4 + image.height + 4096)
+        total += 4 * -(-size // 3)
+    return total
+
+
+def _input_images(job: ImageJob) -> list[tuple[str, InputImage]]:
+    found: list[tuple[str, InputImage]] = []
+    for member in dataclasses.fields(job.task):
+        value = getattr(job.task, member.name)
+        values = value if isinstance(value, tuple) else (value,)
+        found += [(member.name, v) for v in values if isinstance(v, InputImage)]
+    return found
