@@ -57,6 +57,10 @@ class Ticket:
     lease_lost: bool = False
     renewed_at: float = field(default_factory=time.monotonic)
 
+    def live(self) -> bool:
+        """Whether the request may still start backend calls."""
+        return not self.lease_lost
+
 
 class Admission:
     """Quotas and budget for every request, on one ledger and one limiter."""

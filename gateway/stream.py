@@ -163,8 +163,7 @@ class Streamer:
         lost: list[ImageLost] = []
         charged = 0
         began = time.perf_counter()
-        may_start = lambda: not ticket.lease_lost  # noqa: E731
-        async for outcome in self._fanout.run(run.chain, run.deadline, in_flight, may_start):
+        async for outcome in self._fanout.run(run.chain, run.deadline, in_flight, ticket.live):
             if isinstance(outcome, ImageReady):
                 price = run.price_of(outcome.job)
                 try:

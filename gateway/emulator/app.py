@@ -17,6 +17,7 @@ import uuid
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import unquote
 
 from aiohttp import web
 
@@ -76,6 +77,9 @@ class EmulatorStats:
     images_returned: int = 0
     disconnected: int = 0  # requests whose client went away before the answer
     received: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    # The model ids exactly as callers sent them (a `us.` profile, an ARN…),
+    # in the order of `received`.
+    invoked: list[str] = field(default_factory=list)
     # ApplyGuardrail requests (also counted in `calls`): (id, version, body) each.
     guardrail_calls: int = 0
     guardrail_received: list[tuple[str, str, dict[str, Any]]] = field(default_factory=list)
@@ -88,6 +92,7 @@ class EmulatorStats:
         self.images_returned = 0
         self.disconnected = 0
         self.received.clear()
+        self.invoked.clear()
         self.guardrail_calls = 0
         self.guardrail_received.clear()
 
@@ -263,6 +268,7 @@ class Emulator:
             raise MODEL_ERRORS[failure]
         body = await self._read_body(request)
         self.stats.received.append((model.model_id, elide_images(body)))
+        self.stats.invoked.append(unquote(match.group(1)))
         if isinstance(model, StabilitySpec):
             return await self._invoke_stability(model, body)
         return await self._invoke(model, body)

@@ -8,7 +8,7 @@ from datetime import date
 
 from gateway.convert import TASK_TYPE_TO_PROTO
 from gateway.enums import Quality
-from gateway.registry import DEFAULT_SIZE, ModelRegistry, ModelSpec
+from gateway.registry import DEFAULT_SIZE, LifecycleState, ModelRegistry, ModelSpec
 from policies import PriceTable
 from policies.pricing import ModelPrice, SizeClass
 from titan.gateway.v1 import admin_service_pb2 as pb
@@ -49,7 +49,7 @@ class LegacyWarnings:
 
     def used(self, model: ModelSpec, today: date) -> None:
         key = (model.model_id, today)
-        if key in self._warned or model.lifecycle.state(today).value != "legacy":
+        if key in self._warned or model.lifecycle.state(today) is not LifecycleState.LEGACY:
             return
         self._warned.add(key)
         life = model.lifecycle
