@@ -20,10 +20,10 @@ ES_VERSION := 2.17.0
 PROTOC_GEN_ES := .tools/es/node_modules/.bin/protoc-gen-es
 
 .DEFAULT_GOAL := help
-.PHONY: help install gen run test lint clients bench clean
+.PHONY: help install gen run test lint clients node-client bench clean
 
 help: ## list the targets
-	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-8s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -84,8 +84,17 @@ clients: $(BUF) $(PROTOC_GEN_ES) ## generate Go, Java and TypeScript clients int
 	if [ -n "$$missing" ]; then echo "not on PATH:$$missing (README: Generating clients)" >&2; exit 1; fi
 	PATH="$(CLIENTS_PATH)" $(BUF) generate
 
+# The Node client (clients/node/README.md): npm ci installs the exact versions of
+# its package-lock.json (grpc-js, Connect-ES, and buf + protoc-gen-es to generate
+# with); `generate` writes protos/ as ECMAScript into clients/node/gen/ (gitignored).
+# tests/clients/test_node_client.py runs it against a real gateway.
+node-client: ## install the Node client (npm ci) and generate its code into clients/node/gen/
+	npm ci --prefix clients/node --no-audit --no-fund
+	npm run --prefix clients/node generate
+
 bench: install ## run the benchmarks (prints a table)
 	$(PY) -m bench
 
 clean: ## remove generated files and the venv
-	rm -rf titan build dist gen $(VENV) .tools .mypy_cache .ruff_cache .pytest_cache
+	rm -rf titan build dist gen $(VENV) .tools .mypy_cache .ruff_cache .pytest_cache \
+	  clients/node/node_modules clients/node/gen

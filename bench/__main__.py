@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 import importlib
 
-BENCHES = ("streaming", "policy", "ledger", "faults")
+BENCHES = ("streaming", "policy", "ledger", "faults", "provenance", "watermarks")
 
 
 def main() -> None:

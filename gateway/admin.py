@@ -3,20 +3,39 @@
 Policy status and reload; budget overrides and top-ups (stored in the ledger);
 any tenant's usage report (the same one `UsageService.GetUsage` gives the
 tenant itself) and the raw usage records. Money is integer micro-USD.
+
+Every SetBudget, TopUpBudget and ReloadPolicy an admin key makes leaves an
+entry in the ledger's audit log (`ListAuditLog`), refused ones too. The
+actor is the key's hash prefix as listed in the policy, never the key. A
+budget change commits together with its entry; a reload changes no ledger
+state, so its entry is written after it (and only logged if the ledger is
+down: the reload has happened either way).
 """
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Awaitable
+from dataclasses import replace
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import grpc
 from google.protobuf import any_pb2
 from google.rpc import error_details_pb2
 
-from gateway.auth import caller
+from gateway.auth import bearer_key, caller
 from gateway.errors import FieldViolation, GatewayError, InvalidRequest, NotATenant
-from gateway.ledger import DenialRecord, Ledger, Period, UsageRecord
+from gateway.ledger import (
+    AuditAction,
+    AuditEntry,
+    DenialRecord,
+    Ledger,
+    LedgerUnavailable,
+    Period,
+    UsageRecord,
+)
+from gateway.ledger.audit import OUTCOME_OK
 from gateway.limits import Limiter
 from gateway.policy_store import PolicyStore
 from gateway.registry import ModelRegistry
@@ -24,6 +43,7 @@ from gateway.registry.catalog import model_infos
 from gateway.rpc import abort, answer
 from gateway.usage import (
     PB_TO_PERIOD,
+    PERIOD_TO_PB,
     budget_limits,
     budget_status,
     optional_timestamp,
@@ -31,7 +51,7 @@ from gateway.usage import (
     usage_report,
     usage_window,
 )
-from policies import Tenant
+from policies import Tenant, hash_key
 from titan.gateway.v1 import admin_service_pb2 as pb
 from titan.gateway.v1 import admin_service_pb2_grpc
 from titan.gateway.v1 import usage_service_pb2 as usage_pb
@@ -39,6 +59,15 @@ from titan.gateway.v1 import usage_service_pb2 as usage_pb
 DEFAULT_RECORD_LIMIT = 100
 MAX_RECORD_LIMIT = 1000
 INT64_MAX = 2**63 - 1
+# A reload whose file was invalid: the RPC answers OK with last_reload_ok false.
+OUTCOME_POLICY_INVALID = "POLICY_INVALID"
+ACTIONS_TO_PB = {
+    AuditAction.SET_BUDGET: pb.ADMIN_ACTION_SET_BUDGET,
+    AuditAction.TOP_UP_BUDGET: pb.ADMIN_ACTION_TOP_UP_BUDGET,
+    AuditAction.RELOAD_POLICY: pb.ADMIN_ACTION_RELOAD_POLICY,
+}
+T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 
 class TenantNotFound(GatewayError):
@@ -117,18 +146,35 @@ class AdminService(admin_service_pb2_grpc.AdminServiceServicer):
         self, request: pb.ReloadPolicyRequest, context: Any
     ) -> pb.ReloadPolicyResponse:
         await _require_admin(context)
-        self._policies.reload()
-        return pb.ReloadPolicyResponse(status=self._status())
+        before = self._policies.current.digest
+        outcome = self._policies.reload()
+        status = self._status()
+        await self._record_reload(
+            _entry(context, AuditAction.RELOAD_POLICY, old_policy_digest=before,
+                   policy_digest=status.digest),
+            outcome.ok, outcome.error,
+        )  # fmt: skip
+        return pb.ReloadPolicyResponse(status=status)
 
     async def SetBudget(self, request: pb.SetBudgetRequest, context: Any) -> pb.SetBudgetResponse:
         await _require_admin(context)
-        return await answer(context, self._set_budget(request))
+        audit = _budget_entry(context, AuditAction.SET_BUDGET, request)
+        return await answer(context, self._audited(audit, self._set_budget(request, audit)))
 
     async def TopUpBudget(
         self, request: pb.TopUpBudgetRequest, context: Any
     ) -> pb.TopUpBudgetResponse:
         await _require_admin(context)
-        return await answer(context, self._top_up(request))
+        audit = _budget_entry(
+            context, AuditAction.TOP_UP_BUDGET, request, amount_micros=request.amount_micros
+        )
+        return await answer(context, self._audited(audit, self._top_up(request, audit)))
+
+    async def ListAuditLog(
+        self, request: pb.ListAuditLogRequest, context: Any
+    ) -> pb.ListAuditLogResponse:
+        await _require_admin(context)
+        return await answer(context, self._audit_log(request))
 
     async def GetTenantUsage(
         self, request: pb.GetTenantUsageRequest, context: Any
@@ -142,7 +188,9 @@ class AdminService(admin_service_pb2_grpc.AdminServiceServicer):
         await _require_admin(context)
         return await answer(context, self._usage_records(request))
 
-    async def _set_budget(self, request: pb.SetBudgetRequest) -> pb.SetBudgetResponse:
+    async def _set_budget(
+        self, request: pb.SetBudgetRequest, audit: AuditEntry
+    ) -> pb.SetBudgetResponse:
         violations = _tenant_violations(request.tenant_id)
         period = _period(request.period, violations)
         if request.limit_micros < 0:
@@ -151,10 +199,15 @@ class AdminService(admin_service_pb2_grpc.AdminServiceServicer):
             raise InvalidRequest(violations)
         ledger = self._require_ledger()
         tenant = self._tenant(request.tenant_id)
-        await ledger.set_budget(tenant.id, period, request.limit_micros)
+        await ledger.set_budget_audited(
+            tenant.id, period, request.limit_micros,
+            base_limit_micros=_policy_limit(tenant, period), audit=audit,
+        )  # fmt: skip
         return pb.SetBudgetResponse(budget=await self._budget(ledger, tenant, period))
 
-    async def _top_up(self, request: pb.TopUpBudgetRequest) -> pb.TopUpBudgetResponse:
+    async def _top_up(
+        self, request: pb.TopUpBudgetRequest, audit: AuditEntry
+    ) -> pb.TopUpBudgetResponse:
         violations = _tenant_violations(request.tenant_id)
         period = _period(request.period, violations)
         if request.amount_micros <= 0:
@@ -163,9 +216,7 @@ class AdminService(admin_service_pb2_grpc.AdminServiceServicer):
             raise InvalidRequest(violations)
         ledger = self._require_ledger()
         tenant = self._tenant(request.tenant_id)
-        policy_limit = next(
-            (b.limit_micros for b in budget_limits(tenant) if b.period is period), None
-        )
+        policy_limit = _policy_limit(tenant, period)
         current = (await ledger.budget_overrides(tenant.id)).get(period, policy_limit)
         if current is None:
             raise BudgetNotCapped(tenant.id, period)
@@ -173,9 +224,10 @@ class AdminService(admin_service_pb2_grpc.AdminServiceServicer):
             raise InvalidRequest(
                 [FieldViolation("amount_micros", f"the cap would exceed {INT64_MAX} micro-USD")]
             )
-        await ledger.top_up(
-            tenant.id, period, request.amount_micros, base_limit_micros=policy_limit or 0
-        )
+        await ledger.top_up_audited(
+            tenant.id, period, request.amount_micros,
+            base_limit_micros=policy_limit or 0, audit=audit,
+        )  # fmt: skip
         return pb.TopUpBudgetResponse(budget=await self._budget(ledger, tenant, period))
 
     async def _tenant_usage(self, request: pb.GetTenantUsageRequest) -> pb.GetTenantUsageResponse:
@@ -224,6 +276,34 @@ class AdminService(admin_service_pb2_grpc.AdminServiceServicer):
         records = await ledger.recent_usage(tenant_id, limit=limit)
         return pb.ListUsageRecordsResponse(records=[_record(r) for r in records])
 
+    async def _audit_log(self, request: pb.ListAuditLogRequest) -> pb.ListAuditLogResponse:
+        limit = _page_limit(request.limit)
+        entries = await self._require_ledger().recent_audit(request.tenant_id or None, limit=limit)
+        return pb.ListAuditLogResponse(entries=[_audit_message(e) for e in entries])
+
+    async def _audited(self, audit: AuditEntry, work: Awaitable[T]) -> T:
+        """`work` (which records `audit` with its change); a refusal is recorded here."""
+        try:
+            return await work
+        except GatewayError as exc:
+            await self._store(replace(audit, outcome=exc.code.name, detail=exc.message))
+            raise
+
+    async def _record_reload(self, audit: AuditEntry, ok: bool, error: str) -> None:
+        if not ok:
+            audit = replace(audit, outcome=OUTCOME_POLICY_INVALID, detail=error)
+        await self._store(audit)
+
+    async def _store(self, audit: AuditEntry) -> None:
+        """Record an entry that commits with no change; if the ledger cannot
+        take it, log it whole (the caller's answer stands)."""
+        try:
+            if self._ledger is None:
+                raise LedgerUnavailable("this gateway runs without a usage ledger")
+            await self._ledger.record_audit(audit)
+        except LedgerUnavailable:
+            log.error("audit entry not stored: %s", audit, exc_info=True)
+
     async def _budget(
         self, ledger: Ledger, tenant: Tenant, period: Period
     ) -> usage_pb.BudgetStatus:
@@ -261,6 +341,35 @@ class AdminService(admin_service_pb2_grpc.AdminServiceServicer):
 async def _require_admin(context: Any) -> None:
     if not caller().admin:
         await abort(context, NotATenant("this RPC needs an admin key"))
+
+
+def _actor(context: Any) -> str:
+    """The admin key's non-secret identity: "admin:sha256:" and its hash's first
+    12 hex digits (admins authenticate by key only, never by certificate)."""
+    read = getattr(context, "invocation_metadata", None)  # absent on test doubles
+    key = bearer_key(read()) if read is not None else None
+    return "admin:" + (hash_key(key)[:19] if key else "unknown")
+
+
+def _entry(context: Any, action: AuditAction, **fields: Any) -> AuditEntry:
+    return AuditEntry(
+        actor=_actor(context), action=action, outcome=OUTCOME_OK,
+        created_at=datetime.now(UTC), **fields,
+    )  # fmt: skip
+
+
+def _budget_entry(
+    context: Any,
+    action: AuditAction,
+    request: pb.SetBudgetRequest | pb.TopUpBudgetRequest,
+    **fields: Any,
+) -> AuditEntry:
+    period = PB_TO_PERIOD.get(request.period)
+    return _entry(context, action, tenant=request.tenant_id, period=period, **fields)
+
+
+def _policy_limit(tenant: Tenant, period: Period) -> int | None:
+    return next((b.limit_micros for b in budget_limits(tenant) if b.period is period), None)
 
 
 def _tenant_violations(tenant_id: str) -> list[FieldViolation]:
@@ -308,4 +417,25 @@ def _record(record: UsageRecord) -> pb.UsageRecord:
         image_sha256=record.image_sha256,
         created_at=timestamp(record.created_at),
         route_arm=record.route_arm,
+    )
+
+
+def _audit_message(entry: AuditEntry) -> pb.AuditEntry:
+    optional = {
+        name: value
+        for name in ("old_limit_micros", "new_limit_micros", "amount_micros")
+        if (value := getattr(entry, name)) is not None
+    }
+    return pb.AuditEntry(
+        id=entry.id,
+        created_at=timestamp(entry.created_at),
+        actor=entry.actor,
+        action=ACTIONS_TO_PB[entry.action],
+        outcome=entry.outcome,
+        detail=entry.detail,
+        tenant_id=entry.tenant,
+        period=PERIOD_TO_PB[entry.period] if entry.period else usage_pb.BUDGET_PERIOD_UNSPECIFIED,
+        old_policy_digest=entry.old_policy_digest,
+        policy_digest=entry.policy_digest,
+        **optional,
     )

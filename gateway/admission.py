@@ -23,6 +23,7 @@ from datetime import UTC, datetime
 
 from opentelemetry import trace
 
+from gateway.alerts import AlertNotifier, BudgetAlert
 from gateway.errors import BudgetRefused, QuotaExceeded
 from gateway.ledger import (
     BudgetExhausted,
@@ -73,8 +74,10 @@ class Admission:
         lease_s: float,
         global_images_per_minute: int | None = None,
         observer: Observer | None = None,
+        alerts: AlertNotifier | None = None,
     ) -> None:
         self._observer = observer or Observer.noop()
+        self._alerts = alerts or AlertNotifier()
         self._ledger = ledger
         self._limiter = limiter
         self._lease_s = lease_s
@@ -151,11 +154,12 @@ class Admission:
         if released:
             log.debug("request %s released %d micro-USD", ticket.request_id, released)
         if ticket.settled and budget_limits(ticket.tenant):
-            await self._after_spend(ticket.tenant)
+            await self._after_spend(ticket.tenant, ticket.request_id)
 
-    async def _after_spend(self, tenant: Tenant) -> None:
+    async def _after_spend(self, tenant: Tenant, request_id: str) -> None:
         """Refresh the budget gauge's reading and log once each time a budget's
-        used fraction crosses an alert threshold.
+        used fraction crosses an alert threshold, and hand the crossing to the
+        alert notifier (which delivers it in the background).
 
         The last fraction seen is kept per replica, so after a restart a budget
         already past a threshold is reported once more.
@@ -176,6 +180,7 @@ class Admission:
                         extra={"tenant": tenant.id, "period": state.period.value,
                                "threshold": threshold, "used_fraction": state.used_fraction},
                     )  # fmt: skip
+                    self._alerts.publish(_alert(state, threshold, request_id))
 
     async def keep_alive(self, ticket: Ticket) -> None:
         """Renew the ticket's leases until cancelled (run as a task beside the stream).
@@ -296,6 +301,21 @@ def _budget_refused(exc: BudgetExhausted) -> BudgetRefused:
         "resets_at": resets,
     }
     return BudgetRefused(message, metadata)
+
+
+def _alert(state: BudgetState, threshold: float, request_id: str) -> BudgetAlert:
+    return BudgetAlert(
+        tenant=state.tenant,
+        period=state.period.value,
+        threshold=threshold,
+        used_fraction=state.used_fraction,
+        spent_micros=state.spent_micros,
+        limit_micros=state.limit_micros,
+        window_start=state.window_start,
+        resets_at=state.resets_at,
+        crossed_at=_now(),
+        request_id=request_id,
+    )
 
 
 def _now() -> datetime:

@@ -12,6 +12,7 @@ from gateway.errors import (
     BackendThrottled,
     BackendTimeout,
     ImageFiltered,
+    ImageUnmarked,
 )
 from titan.gateway.v1 import image_service_pb2 as pb
 from titan.gateway.v1 import tasks_pb2
@@ -54,6 +55,8 @@ def failure_reason(error: BackendError) -> pb.FailureReason:
         return pb.FAILURE_REASON_THROTTLED
     if isinstance(error, BackendTimeout):
         return pb.FAILURE_REASON_TIMEOUT
+    if isinstance(error, ImageUnmarked):
+        return pb.FAILURE_REASON_PROVENANCE
     return pb.FAILURE_REASON_BACKEND_ERROR
 
 

@@ -163,6 +163,12 @@ class ModelRetired(GatewayError):
         return [_pack(info)]
 
 
+class ProvenanceOff(GatewayError):
+    """DetectProvenance on a gateway started without provenance."""
+
+    code = grpc.StatusCode.UNIMPLEMENTED
+
+
 class NotATenant(GatewayError):
     """The key is valid but not for this RPC (admin key on a tenant RPC, or the reverse)."""
 
@@ -258,6 +264,14 @@ class ImageFiltered(BackendError):
     """The backend's output content filter withheld this image."""
 
     code = grpc.StatusCode.PERMISSION_DENIED
+    retryable = False
+
+
+class ImageUnmarked(BackendError):
+    """The image could not be watermarked and signed, and the tenant's policy
+    requires provenance: it is not delivered, and not charged."""
+
+    code = grpc.StatusCode.INTERNAL
     retryable = False
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 
 from gateway.convert import QUALITY_TO_PROTO, TASK_TYPE_TO_PROTO, failure_reason, image_facts
@@ -72,6 +73,7 @@ def estimate(
 def image(ready: ImageReady, cost_micros: int) -> pb.Image:
     """The event for one finished image; its size and type are read from the bytes."""
     mime, width, height = image_facts(ready.data)
+    marked = ready.marked
     return pb.Image(
         index=ready.index,
         data=ready.data,
@@ -82,6 +84,9 @@ def image(ready: ImageReady, cost_micros: int) -> pb.Image:
         model_id=ready.job.model.model_id,
         cost_micros=cost_micros,
         mask=ready.mask or b"",
+        sha256=marked.sha256 if marked else hashlib.sha256(ready.data).hexdigest(),
+        watermark_id=marked.watermark_id if marked else "",
+        signed=marked.signed if marked else False,
     )
 
 

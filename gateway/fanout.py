@@ -28,8 +28,9 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import grpc
 
@@ -44,6 +45,9 @@ from gateway.errors import (
     BackendUnavailable,
     ReservationExpired,
 )
+
+if TYPE_CHECKING:
+    from gateway.provenance.marker import Marked
 
 
 class SendBuffer:
@@ -99,6 +103,8 @@ class ImageReady:
     job: ImageJob
     mask: bytes | None = None
     held: Held | None = None
+    # The image as delivered (watermarked and signed), when a `finish` step ran.
+    marked: Marked | None = None
 
     def release(self) -> None:
         if self.held is not None:
@@ -115,6 +121,8 @@ class ImageLost:
 
 
 Outcome = ImageReady | ImageLost
+# The provenance step: (job, index, image bytes) -> the image as delivered.
+Finish = Callable[[ImageJob, int, bytes], Awaitable["Marked"]]
 
 
 class FanOut:
@@ -139,6 +147,7 @@ class FanOut:
         deadline: float,
         in_flight: dict[int, ImageJob] | None = None,
         may_start: Callable[[], bool] | None = None,
+        finish: Finish | None = None,
     ) -> AsyncIterator[Outcome]:
         """Yield one outcome per image, in the order they finish.
 
@@ -152,7 +161,9 @@ class FanOut:
         the request with `ReservationExpired` (its lease was lost). An index
         stays in `in_flight` after its image is ready, until the caller has
         settled it and removed it: a finished image never written is billed
-        like one in flight.
+        like one in flight. `finish`, if given, turns each image into the one
+        delivered (the provenance step) in the image's own task, so images
+        are marked in parallel; a `BackendError` it raises fails that image.
         """
         jobs = (chain,) if isinstance(chain, ImageJob) else tuple(chain)
         in_flight = {} if in_flight is None else in_flight
@@ -160,7 +171,7 @@ class FanOut:
         buffers = (SendBuffer(self._stream_buffer_bytes), self.buffer)
         calls = [
             asyncio.create_task(
-                self._one(jobs, i, deadline, results, in_flight, may_start, buffers)
+                self._one(jobs, i, deadline, results, in_flight, may_start, buffers, finish)
             )
             for i in range(jobs[0].config.count)
         ]
@@ -188,6 +199,7 @@ class FanOut:
         in_flight: dict[int, ImageJob],
         may_start: Callable[[], bool] | None,
         buffers: tuple[SendBuffer, ...],
+        finish: Finish | None,
     ) -> None:
         job = jobs[0]
         try:
@@ -202,8 +214,20 @@ class FanOut:
                     if position + 1 == len(jobs) or not falls_back(exc):
                         raise
                     continue
-                results.put_nowait(ImageReady(index, job.seed_for(index), image.data, job,
-                                              image.mask, held))  # fmt: skip
+                marked = None
+                if finish is not None:
+                    try:
+                        marked = await finish(job, index, image.data)
+                    except BackendError:  # not delivered, so not billed either
+                        held.give()
+                        in_flight.pop(index, None)
+                        raise
+                    except BaseException:  # cancelled: billed as in flight
+                        held.give()
+                        raise
+                data = image.data if marked is None else marked.data
+                results.put_nowait(ImageReady(index, job.seed_for(index), data, job,
+                                              image.mask, held, marked))  # fmt: skip
                 return
         except BackendError as exc:
             if exc.per_image:

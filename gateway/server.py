@@ -27,6 +27,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from gateway.admin import AdminService
 from gateway.admission import Admission
+from gateway.alerts import AlertNotifier, open_alerts
 from gateway.artifacts import ArtifactStore, open_artifacts
 from gateway.auth import AuthInterceptor
 from gateway.backends.bedrock import BedrockBackend, BedrockConfig
@@ -38,6 +39,8 @@ from gateway.ledger import Ledger, open_ledger
 from gateway.limits import Limiter, open_limiter
 from gateway.observe import Observer
 from gateway.policy_store import PolicyStore
+from gateway.provenance.detect import Detector
+from gateway.provenance.marker import Marker
 from gateway.reflection import enable_reflection, shipped_descriptor_set
 from gateway.registry import ModelRegistry
 from gateway.registry.catalog import price_table
@@ -129,6 +132,9 @@ class Parts:
     limiter: Limiter
     observer: Observer
     telemetry: Telemetry | None
+    alerts: AlertNotifier = field(default_factory=AlertNotifier)
+    # Watermarks and signs every delivered image (None: images go out as made).
+    marker: Marker | None = None
 
 
 async def start_gateway(
@@ -167,9 +173,13 @@ async def start_gateway(
             probe_interval_s=settings.store_probe_interval_s,
             on_change=grpc_health_reporter(health_servicer, HEALTH_NAMES),
         )
+        alerts = await _start_alerts(settings, stack)
+        marker = Marker.from_settings(settings.provenance, settings.data_dir)
+        stack.callback(marker.close)
         parts = Parts(
-            settings, registry, policies, backend, ledger, artifacts, limiter, observer, telemetry
-        )
+            settings, registry, policies, backend, ledger, artifacts, limiter, observer, telemetry,
+            alerts, marker,
+        )  # fmt: skip
         server, port, admission, cleanups = await _start_server(parts, health_servicer)
         jobs = (policies.watch(settings.policy_poll_s), admission.sweep_forever(),
                 store_health.watch())  # fmt: skip
@@ -217,6 +227,15 @@ async def _start_ledger(settings: Settings, stack: AsyncExitStack) -> Ledger:
     return ledger
 
 
+async def _start_alerts(settings: Settings, stack: AsyncExitStack) -> AlertNotifier:
+    # Closed before the stores (the stack unwinds in reverse), after every
+    # request's clean-up: deliveries in flight get alerts.shutdown_grace_s.
+    alerts = open_alerts(settings.alerts)
+    await alerts.start()
+    stack.push_async_callback(alerts.close, settings.alerts.shutdown_grace_s)
+    return alerts
+
+
 async def _cancel(task: asyncio.Task[None]) -> None:
     task.cancel()
     with contextlib.suppress(asyncio.CancelledError):
@@ -260,6 +279,7 @@ async def _start_server(
         lease_s=settings.reservation_lease_s,
         global_images_per_minute=settings.global_images_per_minute,
         observer=parts.observer,
+        alerts=parts.alerts,
     )
     idempotency = Idempotency(
         parts.ledger,
@@ -273,7 +293,7 @@ async def _start_server(
         stream_buffer_bytes=settings.stream_buffer_bytes,
     )
     cleanups = Cleanups()
-    streamer = Streamer(fanout, admission, idempotency, parts.observer, cleanups)
+    streamer = Streamer(fanout, admission, idempotency, parts.observer, cleanups, parts.marker)
     service = ImageService(
         parts.registry,
         policies,
@@ -285,6 +305,7 @@ async def _start_server(
         parts.observer,
         # The emulator serves every model; real Bedrock refuses retired ones.
         LifecycleGuard(enforce=settings.backend == "bedrock"),
+        Detector(parts.marker, parts.ledger, settings.provenance) if parts.marker else None,
     )
     image_service_pb2_grpc.add_ImageServiceServicer_to_server(service, server)  # type: ignore[no-untyped-call]
     admin = AdminService(

@@ -36,6 +36,7 @@ from gateway.errors import (
     InvalidRequest,
     NotATenant,
     PolicyDenied,
+    ProvenanceOff,
     TaskNotSupported,
 )
 from gateway.guardrail import GuardrailChecker
@@ -43,6 +44,7 @@ from gateway.idempotency import Idempotency, Recording, request_hash
 from gateway.ledger import DenialRecord, LedgerUnavailable
 from gateway.observe import GEN_AI_MODEL, Observer
 from gateway.policy_store import PolicyStore
+from gateway.provenance.detect import Detector
 from gateway.registry import ModelRegistry
 from gateway.routing import LifecycleGuard, Plan, plan_chain
 from gateway.rpc import abort, as_gateway_error
@@ -60,7 +62,7 @@ INLINE_DECODE_BYTES = 64 * 1024
 
 
 class ImageService(image_service_pb2_grpc.ImageServiceServicer):
-    """Serves GenerateImages and EstimateCost for authenticated tenants."""
+    """Serves GenerateImages, EstimateCost and DetectProvenance for authenticated tenants."""
 
     def __init__(
         self,
@@ -73,8 +75,10 @@ class ImageService(image_service_pb2_grpc.ImageServiceServicer):
         default_timeout: float,
         observer: Observer | None = None,
         lifecycle: LifecycleGuard | None = None,
+        detector: Detector | None = None,
     ) -> None:
         self._observer = observer or Observer.noop()
+        self._detector = detector
         self._registry = registry
         self._policies = policies
         self._admission = admission
@@ -133,6 +137,18 @@ class ImageService(image_service_pb2_grpc.ImageServiceServicer):
         except (GatewayError, LedgerUnavailable) as exc:
             await abort(context, as_gateway_error(exc))
         return events.estimate(plan.job, plan.decision, plan.fallbacks)
+
+    async def DetectProvenance(
+        self, request: pb.DetectProvenanceRequest, context: Any
+    ) -> pb.DetectProvenanceResponse:
+        """The image's C2PA manifest and watermark; its record if it is the caller's."""
+        try:
+            tenant = _tenant()
+            if self._detector is None:
+                raise ProvenanceOff("this gateway was started without provenance")
+            return await self._detector.detect(tenant.id, request.image)
+        except (GatewayError, LedgerUnavailable) as exc:
+            await abort(context, as_gateway_error(exc))
 
     async def _decide(
         self, request: pb.GenerateImagesRequest, request_id: str

@@ -20,10 +20,10 @@ import typing
 from collections.abc import Iterable, Mapping
 from contextvars import ContextVar
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 from pydantic_settings import (
     BaseSettings,
     InitSettingsSource,
@@ -31,7 +31,9 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
+from gateway.alerts.settings import AlertSettings
 from gateway.enums import TaskType
+from gateway.provenance.settings import ProvenanceSettings
 from gateway.registry import ModelRegistry, load_registry
 
 ENV_PREFIX = "TITAN_GW_"
@@ -70,6 +72,10 @@ class DevPolicyRefused(ValueError):
     """The published dev policy would serve where its public keys are a risk."""
 
 
+# An empty term would be a substring of every prompt: the guardrail would block all.
+BlockTerm = Annotated[str, StringConstraints(min_length=1)]
+
+
 class EmulatorSettings(BaseModel):
     """The embedded Bedrock emulator (used when backend = emulator)."""
 
@@ -83,6 +89,11 @@ class EmulatorSettings(BaseModel):
     fault_rate: float = Field(0.0, ge=0, le=1, description="share of calls answered 500")
     input_block_terms: tuple[str, ...] = ("blockedterm",)
     output_block_terms: tuple[str, ...] = ("filteredterm",)
+    guardrails: dict[str, tuple[BlockTerm, ...]] = Field(
+        default_factory=dict,
+        description="ApplyGuardrail guardrails by id (any version) -> the terms each blocks; "
+        "a policy's moderation.guardrail must name one (JSON in the environment)",
+    )
 
 
 class TelemetrySettings(BaseModel):
@@ -230,6 +241,8 @@ class Settings(BaseSettings):
     emulator: EmulatorSettings = Field(default_factory=EmulatorSettings)  # type: ignore[arg-type]
     telemetry: TelemetrySettings = Field(default_factory=TelemetrySettings)  # type: ignore[arg-type]
     tls: TlsSettings = Field(default_factory=TlsSettings)  # type: ignore[arg-type]
+    alerts: AlertSettings = AlertSettings()
+    provenance: ProvenanceSettings = Field(default_factory=ProvenanceSettings)  # type: ignore[arg-type]
 
     @model_validator(mode="after")
     def _registry_loads(self) -> Settings:

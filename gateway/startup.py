@@ -23,6 +23,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from gateway.provenance.settings import signing_problems
 from gateway.registry import RegistryError
 from gateway.settings import (
     Settings,
@@ -85,6 +86,7 @@ def _run(config_file: Path | None, *, log_level: str, verbose: bool) -> int:
     settings = load(config_file)
     problems = policy_file_problems(settings.policy_file)
     problems += tls_problems(settings.tls)
+    problems += signing_problems(settings.provenance, settings.backend)
     if (problem := listen_problem(settings.listen)) is not None:
         problems.append(problem)
     if problems:

@@ -26,11 +26,12 @@ from typing import Any
 from gateway import events
 from gateway.admission import Admission, Ticket
 from gateway.domain import ImageJob
-from gateway.errors import ImageFiltered, ReservationExpired
-from gateway.fanout import FanOut, ImageLost, ImageReady
+from gateway.errors import ImageFiltered, ImageUnmarked, ReservationExpired
+from gateway.fanout import FanOut, Finish, ImageLost, ImageReady
 from gateway.idempotency import Idempotency, Recording
 from gateway.ledger import ReservationLost, UsageRecord
 from gateway.observe import Observer
+from gateway.provenance.marker import Marked, Marker, Origin, ProvenanceError, unmarked
 from gateway.telemetry import ImageOutcome, size_class
 from policies import Decision, Tenant
 from titan.gateway.v1 import image_service_pb2 as pb
@@ -119,8 +120,10 @@ class Streamer:
         idempotency: Idempotency,
         observer: Observer | None = None,
         cleanups: Cleanups | None = None,
+        marker: Marker | None = None,
     ) -> None:
         self._observer = observer or Observer.noop()
+        self._marker = marker
         self.cleanups = cleanups or Cleanups()
         self._fanout = fanout
         self._admission = admission
@@ -163,7 +166,10 @@ class Streamer:
         lost: list[ImageLost] = []
         charged = 0
         began = time.perf_counter()
-        async for outcome in self._fanout.run(run.chain, run.deadline, in_flight, ticket.live):
+        outcomes = self._fanout.run(
+            run.chain, run.deadline, in_flight, ticket.live, self._finish(run)
+        )
+        async for outcome in outcomes:
             if isinstance(outcome, ImageReady):
                 price = run.price_of(outcome.job)
                 try:
@@ -199,6 +205,35 @@ class Streamer:
         )
         yield await self._recorded(run, pb.GenerateImagesResponse(completed=done))
 
+    def _finish(self, run: Run) -> Finish | None:
+        """The provenance step for `run`'s images, per its tenant's policy."""
+        marker, mode = self._marker, run.tenant.provenance
+        if marker is None or mode == "off":
+            return None
+        origin = Origin(run.request_id, run.tenant.id)
+        tracer = self._observer.tracer
+
+        async def finish(job: ImageJob, index: int, data: bytes) -> Marked:
+            with tracer.start_as_current_span("provenance") as span:
+                span.set_attribute("titan.image_index", index)
+                try:
+                    marked = await marker.mark(data, job, index, origin)
+                except ProvenanceError as exc:
+                    span.set_attribute("titan.provenance_failed", str(exc))
+                    if mode == "required":
+                        raise ImageUnmarked(
+                            f"image {index} could not be watermarked and signed ({exc}); "
+                            "the tenant's policy requires provenance, so it was not "
+                            "delivered and is not charged"
+                        ) from exc
+                    log.warning("request %s: image %d delivered unmarked: %s",
+                                run.request_id, index, exc)  # fmt: skip
+                    return unmarked(data)
+                span.set_attribute("titan.watermark_id", marked.watermark_id)
+                return marked
+
+        return finish
+
     async def _settle(self, run: Run, ticket: Ticket, ready: ImageReady, price: int) -> None:
         """Bill one image in the ledger at the price of the model that made it,
         then count it: the cost metric is the same integer the ledger settled."""
@@ -206,7 +241,7 @@ class Streamer:
             span.set_attribute("titan.image_index", ready.index)
             span.set_attribute("titan.cost_micros", price)
             span.set_attribute("gen_ai.response.model", ready.job.model.model_id)
-            record = _usage(run, ready.job, ready.index, price, ready.data)
+            record = _usage(run, ready.job, ready.index, price, ready.data, ready.marked)
             try:
                 await self._admission.settle(ticket, record)
             except ReservationLost as exc:
@@ -267,7 +302,13 @@ def _lost_outcome(lost: ImageLost) -> ImageOutcome:
     return "filtered" if isinstance(lost.error, ImageFiltered) else "failed"
 
 
-def _usage(run: Run, job: ImageJob, index: int, price: int, data: bytes) -> UsageRecord:
+def _usage(
+    run: Run, job: ImageJob, index: int, price: int, data: bytes, marked: Marked | None = None
+) -> UsageRecord:
+    if marked is not None:
+        sha256 = marked.sha256
+    else:
+        sha256 = hashlib.sha256(data).hexdigest() if data else ""
     return UsageRecord(
         tenant=run.tenant.id,
         request_id=run.request_id,
@@ -278,9 +319,11 @@ def _usage(run: Run, job: ImageJob, index: int, price: int, data: bytes) -> Usag
         height=job.config.height,
         quality=job.config.quality.value,
         cost_micros=price,
-        image_sha256=hashlib.sha256(data).hexdigest() if data else "",
+        image_sha256=sha256,
         created_at=_now(),
         route_arm=run.decision.route_arm,
+        watermark_id=marked.watermark_id if marked else "",
+        manifest_json=marked.manifest_json if marked else "",
     )
 
 

@@ -61,6 +61,7 @@ def _tenant(spec: TenantSpec, tier: TierSpec) -> Tenant:
         labels=tuple(spec.labels),
         quotas=_quotas(merged(tier.quotas, spec.quotas)),
         budget=_budget(merged(tier.budget, spec.budget)),
+        provenance=spec.provenance or tier.provenance or "required",
     )
 
 

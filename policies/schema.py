@@ -157,9 +157,25 @@ class BudgetSpec(Spec):
     alert_thresholds: list[Fraction] = []
 
 
+def _provenance(value: Any) -> Any:
+    # YAML 1.1 reads a bare `off` as false (and `on` as true): take them as meant.
+    if value is False:
+        return "off"
+    if value is True:
+        return "required"
+    return value
+
+
+# How the images of a tenant carry provenance (C2PA manifest + watermark):
+# "required" fails an image that could not be marked, "best_effort" delivers
+# it unmarked, "off" never marks. None: inherit (the tier's, else required).
+Provenance = Annotated[Literal["required", "best_effort", "off"], BeforeValidator(_provenance)]
+
+
 class TierSpec(Spec):
     quotas: QuotasSpec = QuotasSpec()
     budget: BudgetSpec = BudgetSpec()
+    provenance: Provenance | None = None
 
 
 class TenantSpec(Spec):
@@ -170,6 +186,7 @@ class TenantSpec(Spec):
     client_certificates: list[ClientCertificate] = []
     quotas: QuotasSpec = QuotasSpec()
     budget: BudgetSpec = BudgetSpec()
+    provenance: Provenance | None = None
 
 
 class SizeClassSpec(Spec):

@@ -45,6 +45,8 @@ class Tenant:
     labels: tuple[str, ...]
     quotas: Quotas
     budget: Budget
+    # "required" | "best_effort" | "off": how its images carry provenance.
+    provenance: str = "required"
 
     def facts(self) -> TenantFacts:
         return TenantFacts(id=self.id, tier=self.tier, labels=self.labels)

@@ -215,6 +215,26 @@ async def test_the_dev_policy_is_refused_on_a_non_loopback_address(tmp_path: Pat
     ]
 
 
+async def test_real_bedrock_without_a_signing_key_is_refused(tmp_path: Path) -> None:
+    """Every replica would sign with a development chain of its own, which no
+    validator trusts: against real Bedrock that needs a key, or an opt-in."""
+    policy = own_policy(tmp_path)
+    env = environment(tmp_path, TITAN_GW_BACKEND="bedrock", TITAN_GW_POLICY_FILE=str(policy))
+    [line] = await refusal(env)
+    assert line.startswith("error: no provenance signing key is configured")
+    assert "TITAN_GW_PROVENANCE__KEY_FILE" in line
+    assert "TITAN_GW_PROVENANCE__ALLOW_DEVELOPMENT_CHAIN=true" in line
+    missing = environment(
+        tmp_path, TITAN_GW_BACKEND="bedrock", TITAN_GW_POLICY_FILE=str(policy),
+        TITAN_GW_PROVENANCE__KEY_FILE=str(tmp_path / "no-key.pem"),
+        TITAN_GW_PROVENANCE__CHAIN_FILE=str(tmp_path / "no-chain.pem"),
+    )  # fmt: skip
+    assert await refusal(missing) == [
+        f"error: provenance.key_file {tmp_path / 'no-key.pem'} is not a readable file",
+        f"error: provenance.chain_file {tmp_path / 'no-chain.pem'} is not a readable file",
+    ]
+
+
 async def test_the_dev_policy_is_refused_against_real_bedrock(tmp_path: Path) -> None:
     env = environment(tmp_path, TITAN_GW_BACKEND="bedrock")
     assert await refusal(env) == [

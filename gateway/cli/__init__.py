@@ -8,6 +8,7 @@ python -m gateway upscale --mode fast --image small.png --format webp
 python -m gateway models
 python -m gateway estimate generate "a red fox" -n 4
 python -m gateway usage
+python -m gateway detect picture.jpg
 python -m gateway admin budget top-up dev day 25
 python -m gateway --help
 """
@@ -25,6 +26,7 @@ from gateway.cli.admin import add_admin_command
 from gateway.cli.client import add_client_commands, run_client_command
 from gateway.cli.ops import add_estimate_command, add_usage_command
 from gateway.cli.policy import add_policy_command, run_policy_command
+from gateway.cli.provenance import add_detect_command
 from gateway.cli.tasks import add_models_command, add_task_commands, run_models_command
 
 __all__ = ["main"]
@@ -81,6 +83,7 @@ def _parser() -> argparse.ArgumentParser:
     add_models_command(sub)
     add_estimate_command(sub, [*client.COMMANDS, *tasks.COMMANDS])
     add_usage_command(sub)
+    add_detect_command(sub)
     add_admin_command(sub)
     add_policy_command(sub)
     return parser

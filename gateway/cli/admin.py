@@ -6,6 +6,7 @@ python -m gateway admin usage TENANT [--since T] [--until T]
 python -m gateway admin records [--tenant T] [--limit N]
 python -m gateway admin denials [--tenant T] [--limit N]
 python -m gateway admin policy status|reload
+python -m gateway admin audit [--tenant T] [--limit N]
 
 Amounts are typed in USD ("12.50") and sent as exact micro-USD; a typed
 amount that is not a whole number of micro-USD is refused, never rounded.
@@ -19,8 +20,6 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from google.protobuf.message import Message
-
 from gateway.cli.client import add_admin_key, add_target
 from gateway.cli.ops import (
     BUDGET_HEADER,
@@ -28,12 +27,11 @@ from gateway.cli.ops import (
     add_window,
     budget_row,
     call,
+    name,
     print_usage,
-    window,
 )
 from gateway.cli.output import format_usd, parse_usd, print_json, print_table, when
 from titan.gateway.v1 import admin_service_pb2 as admin_pb
-from titan.gateway.v1 import admin_service_pb2_grpc
 from titan.gateway.v1 import usage_service_pb2 as usage_pb
 
 PERIODS = {
@@ -67,6 +65,7 @@ def add_admin_command(sub: Subparsers) -> None:
     for verb, help_text, run in (
         ("records", "usage records, newest first (one per billed image)", _run_records),
         ("denials", "refused requests, newest first", _run_denials),
+        ("audit", "admin actions (budgets, reloads), newest first", _run_audit),
     ):
         cmd = _leaf(verbs, verb, help_text, run)
         cmd.add_argument("--tenant", default="", help="one tenant (default: all)")
@@ -86,24 +85,15 @@ def _leaf(verbs: Subparsers, verb: str, help_text: str, run: Runner) -> argparse
     return cmd
 
 
-def _admin(args: argparse.Namespace, method: str, request: Message) -> Any:
-    """AdminService.`method`'s response; None once its error is printed."""
-    stub = admin_service_pb2_grpc.AdminServiceStub
-    return call(args, stub, method, request, args.admin_key)
-
-
 def _run_budget_set(args: argparse.Namespace) -> int:
-    request = admin_pb.SetBudgetRequest(
-        tenant_id=args.tenant, period=PERIODS[args.period], limit_micros=args.usd
-    )
-    return _print_budget(args, _admin(args, "SetBudget", request))
+    period = PERIODS[args.period]
+    return _print_budget(args, call(args, lambda gw: gw.set_budget(args.tenant, period, args.usd)))
 
 
 def _run_budget_top_up(args: argparse.Namespace) -> int:
-    request = admin_pb.TopUpBudgetRequest(
-        tenant_id=args.tenant, period=PERIODS[args.period], amount_micros=args.usd
-    )
-    return _print_budget(args, _admin(args, "TopUpBudget", request))
+    period = PERIODS[args.period]
+    response = call(args, lambda gw: gw.top_up_budget(args.tenant, period, args.usd))
+    return _print_budget(args, response)
 
 
 def _print_budget(args: argparse.Namespace, response: Any) -> int:
@@ -118,8 +108,7 @@ def _print_budget(args: argparse.Namespace, response: Any) -> int:
 
 
 def _run_usage(args: argparse.Namespace) -> int:
-    request = admin_pb.GetTenantUsageRequest(tenant_id=args.tenant, **window(args))
-    response = _admin(args, "GetTenantUsage", request)
+    response = call(args, lambda gw: gw.tenant_usage(args.tenant, args.since, args.until))
     if response is None:
         return 2
     if args.json:
@@ -130,8 +119,7 @@ def _run_usage(args: argparse.Namespace) -> int:
 
 
 def _run_records(args: argparse.Namespace) -> int:
-    request = admin_pb.ListUsageRecordsRequest(tenant_id=args.tenant, limit=args.limit)
-    response = _admin(args, "ListUsageRecords", request)
+    response = call(args, lambda gw: gw.usage_records(args.tenant, args.limit))
     if response is None:
         return 2
     if args.json:
@@ -149,8 +137,7 @@ def _run_records(args: argparse.Namespace) -> int:
 
 
 def _run_denials(args: argparse.Namespace) -> int:
-    request = admin_pb.ListDenialsRequest(tenant_id=args.tenant, limit=args.limit)
-    response = _admin(args, "ListDenials", request)
+    response = call(args, lambda gw: gw.denials(args.tenant, args.limit))
     if response is None:
         return 2
     if args.json:
@@ -165,6 +152,50 @@ def _run_denials(args: argparse.Namespace) -> int:
     return 0
 
 
+def _run_audit(args: argparse.Namespace) -> int:
+    response = call(args, lambda gw: gw.audit_log(args.tenant, args.limit))
+    if response is None:
+        return 2
+    if args.json:
+        print_json(response)
+        return 0
+    header = ("CREATED", "ACTOR", "ACTION", "TENANT", "PERIOD", "CHANGE", "OUTCOME")
+    rows = [
+        [when(e.created_at), e.actor, _action(e.action), e.tenant_id or "-",
+         _period(e.period), _change(e), _outcome(e)]
+        for e in response.entries
+    ]  # fmt: skip
+    _print_rows(header, rows, "no admin actions recorded")
+    return 0
+
+
+def _action(action: int) -> str:
+    return name(admin_pb.AdminAction, action, "ADMIN_ACTION_")
+
+
+def _period(period: int) -> str:
+    unset = period == usage_pb.BUDGET_PERIOD_UNSPECIFIED
+    return "-" if unset else name(usage_pb.BudgetPeriod, period, "BUDGET_PERIOD_")
+
+
+def _change(entry: admin_pb.AuditEntry) -> str:
+    """What changed: caps (and the amount) for budgets, digests for reloads."""
+    if entry.action == admin_pb.ADMIN_ACTION_RELOAD_POLICY:
+        old, new = entry.old_policy_digest[:12], entry.policy_digest[:12]
+        return f"{old} -> {new}" if old != new else f"{new} (unchanged)"
+    cap = {f: format_usd(getattr(entry, f)) if entry.HasField(f) else "none"
+           for f in ("old_limit_micros", "new_limit_micros")}  # fmt: skip
+    change = f"{cap['old_limit_micros']} -> {cap['new_limit_micros']}"
+    if entry.HasField("amount_micros"):
+        change += f" (+{format_usd(entry.amount_micros)})"
+    return change
+
+
+def _outcome(entry: admin_pb.AuditEntry) -> str:
+    first_line = entry.detail.splitlines()[0] if entry.detail else ""
+    return f"{entry.outcome}: {first_line}" if first_line else entry.outcome
+
+
 def _print_rows(header: tuple[str, ...], rows: list[list[str]], empty: str) -> None:
     if rows:
         print_table(header, rows)
@@ -173,14 +204,14 @@ def _print_rows(header: tuple[str, ...], rows: list[list[str]], empty: str) -> N
 
 
 def _run_status(args: argparse.Namespace) -> int:
-    response = _admin(args, "GetPolicyStatus", admin_pb.GetPolicyStatusRequest())
+    response = call(args, lambda gw: gw.policy_status())
     if response is None:
         return 2
     return _print_status(args, response)
 
 
 def _run_reload(args: argparse.Namespace) -> int:
-    response = _admin(args, "ReloadPolicy", admin_pb.ReloadPolicyRequest())
+    response = call(args, lambda gw: gw.reload_policy())
     if response is None:
         return 2
     code = _print_status(args, response)

@@ -16,26 +16,21 @@ import asyncio
 import os
 import sys
 from collections.abc import Callable
+from contextlib import aclosing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NoReturn
 
-import grpc
-
 from gateway.cli.output import print_rpc_error
 from gateway.cli.streaming import consume as _consume
+from gateway.client import DEFAULT_TARGET, TLS, AsyncGatewayClient, ClientError
 from titan.gateway.v1 import image_service_pb2 as pb
-from titan.gateway.v1 import image_service_pb2_grpc
 from titan.gateway.v1 import tasks_pb2 as tasks
 
-DEFAULT_TARGET = "127.0.0.1:50051"
 # The demo keys of policies/examples/dev.yaml, so `make run` + the CLI work
 # out of the box; set TITAN_GW_API_KEY / TITAN_GW_ADMIN_KEY for anything else.
 DEV_API_KEY = "tgw_dev_key"
 DEV_ADMIN_KEY = "tgw_dev_admin_key"
-MAX_MESSAGE_BYTES = 64 * 1024 * 1024
-CHANNEL_OPTIONS = [("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
-                   ("grpc.max_send_message_length", MAX_MESSAGE_BYTES)]  # fmt: skip
 QUALITIES = {"standard": tasks.QUALITY_STANDARD, "premium": tasks.QUALITY_PREMIUM}
 FORMATS = {"png": tasks.OUTPUT_FORMAT_PNG, "jpeg": tasks.OUTPUT_FORMAT_JPEG,
            "webp": tasks.OUTPUT_FORMAT_WEBP}  # fmt: skip
@@ -109,11 +104,6 @@ def _make_folder(out: Path) -> None:
         raise UsageError(f"cannot make the folder --out {out}: {exc.strerror}") from None
 
 
-def bearer(key: str | None) -> tuple[tuple[str, str], ...]:
-    """The call metadata that authenticates with `key` (none without a key)."""
-    return (("authorization", f"Bearer {key}"),) if key else ()
-
-
 def tenant_key(args: argparse.Namespace) -> str | None:
     """--api-key (or TITAN_GW_API_KEY); else the dev key, unless a client
     certificate is to identify the tenant (a key would win over it)."""
@@ -122,19 +112,26 @@ def tenant_key(args: argparse.Namespace) -> str | None:
     return None if getattr(args, "tls_cert", None) else DEV_API_KEY
 
 
-def open_channel(args: argparse.Namespace) -> grpc.aio.Channel:
-    """A channel to --target: plaintext, or TLS with --tls-ca / --tls-cert / --tls-key."""
+def connect(args: argparse.Namespace) -> AsyncGatewayClient:
+    """A client of --target with the command's key, --timeout and TLS options."""
+    return AsyncGatewayClient(
+        args.target,
+        api_key=tenant_key(args) if hasattr(args, "api_key") else None,
+        admin_key=getattr(args, "admin_key", None),
+        tls=_tls(args),
+        timeout=args.timeout,
+    )
+
+
+def _tls(args: argparse.Namespace) -> TLS | None:
+    """Plaintext, or TLS with --tls-ca / --tls-cert / --tls-key."""
     ca, cert, key = args.tls_ca, args.tls_cert, args.tls_key
     if (cert is None) != (key is None):
         _fail("--tls-cert and --tls-key go together (env TITAN_GW_TLS_CERT, TITAN_GW_TLS_KEY)")
     if ca is None and cert is None:
-        return grpc.aio.insecure_channel(args.target, options=CHANNEL_OPTIONS)
-    credentials = grpc.ssl_channel_credentials(
-        root_certificates=_read(ca, "--tls-ca"),
-        private_key=_read(key, "--tls-key"),
-        certificate_chain=_read(cert, "--tls-cert"),
-    )
-    return grpc.aio.secure_channel(args.target, credentials, options=CHANNEL_OPTIONS)
+        return None
+    return TLS(ca=_read(ca, "--tls-ca"), key=_read(key, "--tls-key"),
+               cert=_read(cert, "--tls-cert"))  # fmt: skip
 
 
 def _read(path: Path | None, flag: str) -> bytes | None:
@@ -152,14 +149,10 @@ def _fail(message: str) -> NoReturn:
 
 
 async def _stream(args: argparse.Namespace, request: pb.GenerateImagesRequest) -> int:
-    async with open_channel(args) as channel:
-        stub = image_service_pb2_grpc.ImageServiceStub(channel)  # type: ignore[no-untyped-call]
+    async with connect(args) as gateway, aclosing(gateway.generate(request)) as events:
         try:
-            call = stub.GenerateImages(
-                request, timeout=args.timeout, metadata=bearer(tenant_key(args))
-            )
-            return await _consume(call, args.out, as_json=args.json)
-        except grpc.aio.AioRpcError as err:
+            return await _consume(events, args.out, as_json=args.json)
+        except ClientError as err:
             print_rpc_error(err, args.target)
             return 2
         except OSError as exc:  # writing an image: disk full, permissions

@@ -17,11 +17,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
-from typing import Any, TypeAlias
+from typing import Any, TypeAlias, TypeVar
 
-import grpc
-from google.protobuf.message import Message
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from gateway.cli.client import (
@@ -29,34 +28,30 @@ from gateway.cli.client import (
     UsageError,
     add_api_key,
     add_target,
-    bearer,
-    open_channel,
+    connect,
     register_commands,
-    tenant_key,
 )
 from gateway.cli.output import format_usd, print_json, print_rpc_error, print_table, when
 from gateway.cli.streaming import rewrite_line
+from gateway.client import AsyncGatewayClient, ClientError
 from titan.gateway.v1 import image_service_pb2 as pb
-from titan.gateway.v1 import image_service_pb2_grpc, usage_service_pb2_grpc
 from titan.gateway.v1 import tasks_pb2 as tasks
 from titan.gateway.v1 import usage_service_pb2 as usage_pb
 
 Subparsers: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
+T = TypeVar("T")
 
 
-def call(
-    args: argparse.Namespace, stub_class: Any, method: str, request: Message, key: str | None
-) -> Any:
-    """One unary RPC to `args.target` with `key`; None once its error is printed."""
+def call(args: argparse.Namespace, send: Callable[[AsyncGatewayClient], Awaitable[T]]) -> T | None:
+    """`send`'s one call to the gateway of `args`; None once its error is printed."""
 
-    async def send() -> Any:
-        async with open_channel(args) as channel:
-            rpc = getattr(stub_class(channel), method)
-            return await rpc(request, timeout=args.timeout, metadata=bearer(key))
+    async def run() -> T:
+        async with connect(args) as gateway:
+            return await send(gateway)
 
     try:
-        return asyncio.run(send())
-    except grpc.aio.AioRpcError as err:
+        return asyncio.run(run())
+    except ClientError as err:
         print_rpc_error(err, args.target)
         return None
 
@@ -90,9 +85,7 @@ def run_estimate(args: argparse.Namespace) -> int:
     except (OSError, UsageError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    stub = image_service_pb2_grpc.ImageServiceStub
-    estimate = pb.EstimateCostRequest(request=request)
-    est = call(args, stub, "EstimateCost", estimate, tenant_key(args))
+    est = call(args, lambda gateway: gateway.estimate(request))
     if est is None:
         return 2
     if args.json:
@@ -156,15 +149,8 @@ def timestamp(text: str) -> Timestamp:
     return stamp
 
 
-def window(args: argparse.Namespace) -> dict[str, Timestamp]:
-    """The request fields of --since / --until that were given."""
-    return {k: v for k in ("since", "until") if (v := getattr(args, k)) is not None}
-
-
 def run_usage(args: argparse.Namespace) -> int:
-    stub = usage_service_pb2_grpc.UsageServiceStub
-    request = usage_pb.GetUsageRequest(**window(args))
-    report = call(args, stub, "GetUsage", request, tenant_key(args))
+    report = call(args, lambda gateway: gateway.usage(args.since, args.until))
     if report is None:
         return 2
     if args.json:

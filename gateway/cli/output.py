@@ -15,13 +15,11 @@ from collections.abc import Sequence
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-import grpc
 from google.protobuf import json_format
 from google.protobuf.message import Message
 from google.protobuf.timestamp_pb2 import Timestamp
-from google.rpc import error_details_pb2
-from grpc_status import rpc_status
 
+from gateway.client import ClientError
 from policies.money import format_usd, usd_to_micros
 
 __all__ = [
@@ -36,61 +34,27 @@ __all__ = [
 ]
 
 INT64_MAX = 2**63 - 1
-# How grpc-core words a connection it could not make (refused, no route,
-# unknown host): the gateway was never reached, as opposed to an UNAVAILABLE
-# the gateway itself answered (a store down, shutting down).
-_UNREACHABLE = (
-    "failed to connect",
-    "connection refused",
-    "dns resolution failed",
-    "errors resolving",
-    "name or service not known",
-    "no route to host",
-    "network is unreachable",
-    "connect failed",
-)
 
 
-def print_rpc_error(err: grpc.aio.AioRpcError, target: str | None = None) -> None:
+def print_rpc_error(err: ClientError, target: str | None = None) -> None:
     """One `error:` line on stderr, then each field violation once."""
-    details = err.details() or ""
-    if target is not None and _unreachable(err.code(), details):
+    if target is not None and err.unreachable:
         print(
             f"error: cannot reach the gateway at {target} — is it running (make run)? "
             "Use --target HOST:PORT or TITAN_GW_TARGET to point elsewhere.",
             file=sys.stderr,
         )
-        print(f"  ({err.code().name}: {details})", file=sys.stderr)
+        print(f"  ({err.code.name}: {err.message})", file=sys.stderr)
         return
-    violations = _violations(err)
-    if violations:
+    if err.violations:
         # The status message lists the same violations; say them once, below.
-        joined = "; ".join(violations)
-        summary = details.replace(joined, "").rstrip(" :;") or "invalid request"
-        print(f"error: {err.code().name}: {summary}:", file=sys.stderr)
-        for violation in violations:
+        joined = "; ".join(str(v) for v in err.violations)
+        summary = err.message.replace(joined, "").rstrip(" :;") or "invalid request"
+        print(f"error: {err.code.name}: {summary}:", file=sys.stderr)
+        for violation in err.violations:
             print(f"  {violation}", file=sys.stderr)
         return
-    print(f"error: {err.code().name}: {details}", file=sys.stderr)
-
-
-def _unreachable(code: grpc.StatusCode, details: str) -> bool:
-    lowered = details.lower()
-    return code == grpc.StatusCode.UNAVAILABLE and any(s in lowered for s in _UNREACHABLE)
-
-
-def _violations(err: grpc.aio.AioRpcError) -> list[str]:
-    """`field: description` of every BadRequest violation the status carries."""
-    try:
-        status = rpc_status.from_call(err)
-    except ValueError:  # a status whose code or message disagrees with the details
-        return []
-    found: list[str] = []
-    for detail in status.details if status else []:
-        bad = error_details_pb2.BadRequest()
-        if detail.Unpack(bad):
-            found.extend(f"{v.field}: {v.description}" for v in bad.field_violations)
-    return found
+    print(f"error: {err.code.name}: {err.message}", file=sys.stderr)
 
 
 def message_dict(message: Message) -> dict[str, Any]:

@@ -14,27 +14,22 @@ images under `--out`, their paths on stdout, progress on stderr.
 from __future__ import annotations
 
 import argparse
-import asyncio
 from pathlib import Path
 from typing import Any
-
-import grpc
 
 from gateway.cli.client import (
     Command,
     UsageError,
     add_admin_key,
     add_target,
-    bearer,
     given,
-    open_channel,
     read,
     register_commands,
     request,
 )
-from gateway.cli.output import print_json, print_rpc_error, print_table
+from gateway.cli.ops import call
+from gateway.cli.output import print_json, print_table
 from titan.gateway.v1 import admin_service_pb2 as admin_pb
-from titan.gateway.v1 import admin_service_pb2_grpc
 from titan.gateway.v1 import image_service_pb2 as pb
 from titan.gateway.v1 import tasks_pb2 as tasks
 
@@ -295,10 +290,8 @@ def add_models_command(sub: argparse._SubParsersAction[argparse.ArgumentParser])
 
 def run_models_command(args: argparse.Namespace) -> int:
     """Print AdminService.ListModels as a table (or JSON); 2 on an RPC error."""
-    try:
-        response = asyncio.run(_list_models(args))
-    except grpc.aio.AioRpcError as err:
-        print_rpc_error(err, args.target)
+    response = call(args, lambda gateway: gateway.models())
+    if response is None:
         return 2
     if args.json:
         print_json(response)
@@ -306,15 +299,6 @@ def run_models_command(args: argparse.Namespace) -> int:
     header = ("ID", "DIALECT", "TASKS", "PRICE (USD)", "LIFECYCLE", "DEFAULT FOR")
     print_table(header, [_model_row(m) for m in response.models])
     return 0
-
-
-async def _list_models(args: argparse.Namespace) -> admin_pb.ListModelsResponse:
-    async with open_channel(args) as channel:
-        stub = admin_service_pb2_grpc.AdminServiceStub(channel)  # type: ignore[no-untyped-call]
-        response: admin_pb.ListModelsResponse = await stub.ListModels(
-            admin_pb.ListModelsRequest(), timeout=args.timeout, metadata=bearer(args.admin_key)
-        )
-        return response
 
 
 def _model_row(model: admin_pb.ModelInfo) -> tuple[str, ...]:

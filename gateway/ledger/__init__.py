@@ -11,6 +11,7 @@ The store is not connected until `await ledger.start()`.
 
 from __future__ import annotations
 
+from gateway.ledger.audit import AuditAction, AuditEntry
 from gateway.ledger.base import (
     BudgetExhausted,
     BudgetLimit,
@@ -32,6 +33,8 @@ from gateway.ledger.postgres import PostgresLedger
 from gateway.ledger.sqlite import SqliteLedger
 
 __all__ = [
+    "AuditAction",
+    "AuditEntry",
     "BudgetExhausted",
     "BudgetLimit",
     "BudgetState",

@@ -16,7 +16,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:  # audit.py imports this module
+    from gateway.ledger.audit import AuditEntry
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 MAX_ROW_LIMIT = 1000  # the most rows one listing call returns
@@ -97,6 +100,10 @@ class UsageRecord:
     image_sha256: str
     created_at: datetime
     route_arm: str = ""  # the A/B arm ("<rule>:<model>") that routed the request
+    # Provenance: the id the image's invisible watermark carries ("" when not
+    # marked) and the C2PA manifest it was signed with, as the reader's JSON.
+    watermark_id: str = ""
+    manifest_json: str = ""
 
 
 @dataclass(frozen=True)
@@ -294,6 +301,10 @@ class Ledger(Protocol):
     async def recent_usage(self, tenant: str | None, *, limit: int = 100) -> list[UsageRecord]:
         """The newest usage records first (all tenants when `tenant` is None)."""
 
+    async def find_watermark(self, watermark_id: str) -> UsageRecord | None:
+        """The delivered image whose watermark carries `watermark_id`, if any."""
+        ...
+
     async def settled_total(self, tenant: str | None = None) -> int:
         """The sum of every usage record's cost (for reconciliation)."""
 
@@ -324,3 +335,41 @@ class Ledger(Protocol):
 
     async def abandon_idempotency(self, tenant: str, key: str) -> None:
         """Free a running claim that produced no result, so it can be claimed again."""
+
+    # -- the admin audit log (audit.py) ----------------------------------------
+
+    async def set_budget_audited(
+        self,
+        tenant: str,
+        period: Period,
+        limit_micros: int,
+        *,
+        base_limit_micros: int | None,
+        audit: AuditEntry,
+    ) -> AuditEntry:
+        """`set_budget` and its audit entry (which must name `tenant` and `period`),
+        in one transaction.
+
+        The entry is stored with the cap before (the override, else
+        `base_limit_micros`: the policy's) and after; returned as stored.
+        """
+
+    async def top_up_audited(
+        self,
+        tenant: str,
+        period: Period,
+        amount_micros: int,
+        *,
+        base_limit_micros: int,
+        audit: AuditEntry,
+    ) -> AuditEntry:
+        """`top_up` and its audit entry, in one transaction; returned as stored."""
+
+    async def record_audit(self, audit: AuditEntry) -> AuditEntry:
+        """Store an audit entry on its own (reloads, refused actions)."""
+
+    async def recent_audit(self, tenant: str | None, *, limit: int = 100) -> list[AuditEntry]:
+        """The newest audit entries first, ties by insertion order (all tenants when None).
+
+        `limit` is 1 to `MAX_ROW_LIMIT`.
+        """

@@ -17,7 +17,9 @@ from typing import Any
 
 import asyncpg
 
+from gateway.ledger import postgres_audit as audit_ops
 from gateway.ledger import postgres_ops as ops
+from gateway.ledger.audit import AuditEntry, require_audit, require_budget_audit
 from gateway.ledger.base import (
     BudgetExhausted,
     BudgetLimit,
@@ -248,6 +250,15 @@ class PostgresLedger:
             )
         return [UsageRecord(**dict(row)) for row in rows]
 
+    async def find_watermark(self, watermark_id: str) -> UsageRecord | None:
+        async with self._connection() as conn:
+            row = await conn.fetchrow(
+                f"SELECT {USAGE_COLUMNS} FROM usage_records"
+                " WHERE watermark_id = $1 AND watermark_id <> '' ORDER BY id LIMIT 1",
+                watermark_id,
+            )
+        return None if row is None else UsageRecord(**dict(row))
+
     async def settled_total(self, tenant: str | None = None) -> int:
         async with self._connection() as conn:
             total = await conn.fetchval(
@@ -318,6 +329,51 @@ class PostgresLedger:
                 key,
                 RUNNING,
             )
+
+    # -- the admin audit log (audit.py) ---------------------------------------
+
+    async def set_budget_audited(
+        self,
+        tenant: str,
+        period: Period,
+        limit_micros: int,
+        *,
+        base_limit_micros: int | None,
+        audit: AuditEntry,
+    ) -> AuditEntry:
+        require_micros("limit_micros", limit_micros)
+        require_budget_audit(audit, tenant, Period(period))
+        async with self._transaction() as conn:
+            return await audit_ops.set_budget_audited(
+                conn, Period(period), limit_micros, base_limit_micros, audit
+            )
+
+    async def top_up_audited(
+        self,
+        tenant: str,
+        period: Period,
+        amount_micros: int,
+        *,
+        base_limit_micros: int,
+        audit: AuditEntry,
+    ) -> AuditEntry:
+        require_micros("amount_micros", amount_micros)
+        require_micros("base_limit_micros", base_limit_micros)
+        require_budget_audit(audit, tenant, Period(period))
+        async with self._transaction() as conn:
+            return await audit_ops.top_up_audited(
+                conn, Period(period), amount_micros, base_limit_micros, audit
+            )
+
+    async def record_audit(self, audit: AuditEntry) -> AuditEntry:
+        require_audit(audit)
+        async with self._connection() as conn:
+            return await audit_ops.insert_audit(conn, audit)
+
+    async def recent_audit(self, tenant: str | None, *, limit: int = 100) -> list[AuditEntry]:
+        require_page_limit(limit)
+        async with self._connection() as conn:
+            return await audit_ops.recent_audit(conn, tenant, limit)
 
     @asynccontextmanager
     async def _connection(self) -> AsyncIterator[Any]:

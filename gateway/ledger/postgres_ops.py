@@ -121,11 +121,14 @@ async def already_settled(conn: Any, record: UsageRecord) -> bool:
     return found is not None
 
 
+_PLACEHOLDERS = ", ".join(f"${n}" for n in range(1, len(USAGE_FIELDS) + 2))
+
+
 async def insert_usage(conn: Any, reservation_id: str, record: UsageRecord) -> bool:
     """Insert the usage row; False if this image was already recorded."""
     inserted = await conn.fetchval(
         f"INSERT INTO usage_records ({USAGE_COLUMNS}, reservation_id)"
-        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
+        f" VALUES ({_PLACEHOLDERS})"
         " ON CONFLICT (tenant, request_id, image_index) DO NOTHING RETURNING id",
         *(getattr(record, name) for name in USAGE_FIELDS),
         reservation_id,

@@ -17,7 +17,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
+from gateway.ledger import sqlite_audit as audit_ops
 from gateway.ledger import sqlite_ops as ops
+from gateway.ledger.audit import AuditEntry, require_audit, require_budget_audit
 from gateway.ledger.base import (
     BudgetLimit,
     BudgetState,
@@ -137,6 +139,9 @@ class SqliteLedger:
     async def recent_usage(self, tenant: str | None, *, limit: int = 100) -> list[UsageRecord]:
         return await self._run(ops.recent_usage, tenant, require_row_limit(limit))
 
+    async def find_watermark(self, watermark_id: str) -> UsageRecord | None:
+        return await self._run(ops.find_watermark, watermark_id)
+
     async def settled_total(self, tenant: str | None = None) -> int:
         return await self._run(ops.settled_total, tenant)
 
@@ -158,6 +163,46 @@ class SqliteLedger:
 
     async def abandon_idempotency(self, tenant: str, key: str) -> None:
         await self._run(ops.abandon_idempotency, tenant, key)
+
+    # -- the admin audit log (audit.py) ---------------------------------------
+
+    async def set_budget_audited(
+        self,
+        tenant: str,
+        period: Period,
+        limit_micros: int,
+        *,
+        base_limit_micros: int | None,
+        audit: AuditEntry,
+    ) -> AuditEntry:
+        require_micros("limit_micros", limit_micros)
+        require_budget_audit(audit, tenant, Period(period))
+        return await self._run(
+            audit_ops.set_budget_audited, Period(period), limit_micros, base_limit_micros, audit
+        )
+
+    async def top_up_audited(
+        self,
+        tenant: str,
+        period: Period,
+        amount_micros: int,
+        *,
+        base_limit_micros: int,
+        audit: AuditEntry,
+    ) -> AuditEntry:
+        require_micros("amount_micros", amount_micros)
+        require_micros("base_limit_micros", base_limit_micros)
+        require_budget_audit(audit, tenant, Period(period))
+        return await self._run(
+            audit_ops.top_up_audited, Period(period), amount_micros, base_limit_micros, audit
+        )
+
+    async def record_audit(self, audit: AuditEntry) -> AuditEntry:
+        require_audit(audit)
+        return await self._run(audit_ops.record_audit, audit)
+
+    async def recent_audit(self, tenant: str | None, *, limit: int = 100) -> list[AuditEntry]:
+        return await self._run(audit_ops.recent_audit, tenant, require_page_limit(limit))
 
     # -- the worker thread -------------------------------------------------
 

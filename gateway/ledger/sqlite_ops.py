@@ -229,7 +229,7 @@ def settle(
                 raise ReservationLost(record.tenant, reservation_id, exc) from exc
         inserted = conn.execute(
             f"INSERT INTO usage_records ({USAGE_COLUMNS}, reservation_id)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+            f" VALUES ({_PLACEHOLDERS})"
             " ON CONFLICT (tenant, request_id, image_index) DO NOTHING RETURNING id",
             (*usage_values(record), reservation_id),
         ).fetchone()
@@ -246,6 +246,9 @@ def settle(
             "UPDATE reservations SET remaining_micros = MAX(0, remaining_micros - ?) WHERE id = ?",
             (record.cost_micros, reservation_id),
         )
+
+
+_PLACEHOLDERS = ", ".join("?" * (len(USAGE_FIELDS) + 1))
 
 
 def already_settled(conn: sqlite3.Connection, record: UsageRecord) -> bool:
@@ -270,6 +273,8 @@ def usage_values(record: UsageRecord) -> tuple[object, ...]:
         record.image_sha256,
         to_us(record.created_at),
         record.route_arm,
+        record.watermark_id,
+        record.manifest_json,
     )
 
 
@@ -348,6 +353,15 @@ def recent_usage(conn: sqlite3.Connection, tenant: str | None, limit: int) -> li
         (tenant, tenant, limit),
     )
     return [usage_record(row) for row in rows]
+
+
+def find_watermark(conn: sqlite3.Connection, watermark_id: str) -> UsageRecord | None:
+    row = conn.execute(
+        f"SELECT {USAGE_COLUMNS} FROM usage_records WHERE watermark_id = ? AND watermark_id <> ''"
+        " ORDER BY id LIMIT 1",
+        (watermark_id,),
+    ).fetchone()
+    return None if row is None else usage_record(row)
 
 
 def settled_total(conn: sqlite3.Connection, tenant: str | None) -> int:

@@ -20,6 +20,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 
 from gateway.ledger import (
+    AuditEntry,
     BudgetLimit,
     BudgetState,
     DenialRecord,
@@ -159,6 +160,11 @@ class TimedLedger:
             self._name, "recent_usage", lambda: self._ledger.recent_usage(tenant, limit=limit)
         )
 
+    async def find_watermark(self, watermark_id: str) -> UsageRecord | None:
+        return await self._health.call(
+            self._name, "find_watermark", lambda: self._ledger.find_watermark(watermark_id)
+        )
+
     async def settled_total(self, tenant: str | None = None) -> int:
         return await self._health.call(
             self._name, "settled_total", lambda: self._ledger.settled_total(tenant)
@@ -200,4 +206,52 @@ class TimedLedger:
             "abandon_idempotency",
             lambda: self._ledger.abandon_idempotency(tenant, key),
             writes=True,
+        )
+
+    # -- the admin audit log ---------------------------------------------------
+
+    async def set_budget_audited(
+        self,
+        tenant: str,
+        period: Period,
+        limit_micros: int,
+        *,
+        base_limit_micros: int | None,
+        audit: AuditEntry,
+    ) -> AuditEntry:
+        return await self._health.call(
+            self._name,
+            "set_budget_audited",
+            lambda: self._ledger.set_budget_audited(
+                tenant, period, limit_micros, base_limit_micros=base_limit_micros, audit=audit
+            ),
+            writes=True,
+        )
+
+    async def top_up_audited(
+        self,
+        tenant: str,
+        period: Period,
+        amount_micros: int,
+        *,
+        base_limit_micros: int,
+        audit: AuditEntry,
+    ) -> AuditEntry:
+        return await self._health.call(
+            self._name,
+            "top_up_audited",
+            lambda: self._ledger.top_up_audited(
+                tenant, period, amount_micros, base_limit_micros=base_limit_micros, audit=audit
+            ),
+            writes=True,
+        )
+
+    async def record_audit(self, audit: AuditEntry) -> AuditEntry:
+        return await self._health.call(
+            self._name, "record_audit", lambda: self._ledger.record_audit(audit), writes=True
+        )
+
+    async def recent_audit(self, tenant: str | None, *, limit: int = 100) -> list[AuditEntry]:
+        return await self._health.call(
+            self._name, "recent_audit", lambda: self._ledger.recent_audit(tenant, limit=limit)
         )

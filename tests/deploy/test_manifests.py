@@ -448,3 +448,28 @@ def _seconds(duration: str) -> float:
     match = re.fullmatch(r"(\d+(?:\.\d+)?)(ms|s|m)", duration)
     assert match, duration
     return float(match.group(1)) * {"ms": 1e-3, "s": 1.0, "m": 60.0}[match.group(2)]
+
+
+def test_every_replica_signs_with_the_shared_key_from_the_signing_secret(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Against real Bedrock `serve` refuses the per-replica development chain:
+    the pods get one signing identity, from a Secret mounted read-only."""
+    for name in list(os.environ):
+        if name.upper().startswith(PREFIX):
+            monkeypatch.delenv(name)
+    for name, value in effective_env().items():
+        monkeypatch.setenv(name, value)
+    provenance = load_settings().provenance
+    assert not provenance.development
+    assert not provenance.allow_development_chain
+    mounts = {m["name"]: m for m in gateway_container()["volumeMounts"]}
+    volumes = {v["name"]: v for v in pod_spec()["volumes"]}
+    mount = mounts["signing"]
+    assert mount["readOnly"] is True
+    secret = one("Secret", volumes["signing"]["secret"]["secretName"])
+    for path in (provenance.key_file, provenance.chain_file, provenance.trust_anchors_file):
+        assert path is not None
+        assert str(PurePosixPath(str(path)).parent) == mount["mountPath"]
+        assert PurePosixPath(str(path)).name in secret["stringData"]
+    assert volumes["signing"]["secret"]["defaultMode"] == 0o400

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 from gateway.ledger import Ledger, UsageGroup, UsageRecord
 
 from .support import LEASE_S, PRICE, T0, seconds, usage
@@ -66,3 +68,17 @@ async def test_settled_total_reconciles_per_tenant_and_overall(ledger: Ledger) -
     assert await ledger.settled_total("acme") == 3 * PRICE
     assert await ledger.settled_total("globex") == 5
     assert await ledger.settled_total() == 3 * PRICE + 5
+
+
+async def test_a_watermark_id_finds_its_record_and_its_manifest(ledger: Ledger) -> None:
+    marked = dataclasses.replace(
+        usage("acme", "r1", 1, at=T0), watermark_id="a1b2c3d4e5f6", manifest_json='{"m": 1}'
+    )
+    await bill(ledger, usage("acme", "r1", 0, at=T0), marked, usage("globex", "r2", 0, at=T0))
+
+    found = await ledger.find_watermark("a1b2c3d4e5f6")
+
+    assert found == marked  # the whole record, manifest included
+    assert await ledger.find_watermark("ffffffffffff") is None
+    # Unmarked images keep an empty id; looking that up finds nothing.
+    assert await ledger.find_watermark("") is None

@@ -7,6 +7,7 @@ The gateways here run the shipped registry and its per-task defaults
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections import Counter
 from pathlib import Path
 
@@ -14,8 +15,15 @@ import grpc
 import pytest
 from google.rpc import error_details_pb2
 
+from gateway.domain import TASK_TYPES
 from gateway.emulator import Emulator
 from gateway.enums import Quality, TaskType
+from gateway.provenance import watermark
+from gateway.provenance.manifest import read_manifest
+from gateway.provenance.vocabulary import (
+    COMPOSITE_WITH_TRAINED_ALGORITHMIC_MEDIA as COMPOSITE,
+)
+from gateway.provenance.vocabulary import TRAINED_ALGORITHMIC_MEDIA as TRAINED
 from gateway.registry import DEFAULT_SIZE, load_registry
 from policies import hash_key
 from tests.auth import DEV_ADMIN_KEY, DEV_KEY, bearer
@@ -26,6 +34,12 @@ from titan.gateway.v1 import admin_service_pb2 as admin_pb
 from titan.gateway.v1 import admin_service_pb2_grpc, image_service_pb2_grpc
 
 REGISTRY = load_registry()
+# Tasks that start from an input image: its manifest names it as an ingredient.
+EDITS = {
+    kind
+    for cls, kind in TASK_TYPES.items()
+    if {"image", "images", "source_image"} & {f.name for f in dataclasses.fields(cls)}
+}
 CASES = [(m.model_id, task) for m in REGISTRY.models for task in sorted(m.tasks)]
 SD35, ULTRA, CORE = (
     "stability.sd3-5-large-v1:0",
@@ -91,6 +105,19 @@ async def test_every_model_runs_every_task_it_supports(
     assert [(r.model, r.task, r.cost_micros) for r in records] == [(model_id, task.value, price)]
     # The Image Services are invoked through their `us.` profile id.
     assert gateway.emulator.stats.invoked == [REGISTRY.get(model_id).invoke_model_id]
+    # Whatever the dialect, the image carries a manifest that validates and
+    # states what made it, and the watermark its manifest names.
+    report = read_manifest(image.data, image.mime_type, gateway.parts.marker.trust_anchors)
+    assert report.state == "valid", report.explanation
+    claims = report.claims
+    assert claims is not None
+    assert (claims.model_id, claims.task, claims.request_id, claims.image_index) == (
+        model_id, task.value, accepted.request_id, 0,
+    )  # fmt: skip
+    assert claims.has_ingredient == (task in EDITS)
+    assert claims.digital_source_type == (COMPOSITE if claims.has_ingredient else TRAINED)
+    assert claims.watermark_id == image.watermark_id == records[0].watermark_id
+    assert watermark.detect(decoded).watermark_id == image.watermark_id
 
 
 async def test_defaults_are_active_models_and_cover_every_task(make_gateway) -> None:

@@ -110,8 +110,9 @@ async def test_a_three_image_request_makes_one_span_tree(traced, exporters) -> N
     names = sorted(s.name for s in children)
     backend = f"generate_content {MODEL}"
     assert names == sorted(
-        ["validate", "policy", "moderation", "admission", *[backend] * 3, *["settle"] * 3]
-    )
+        ["validate", "policy", "moderation", "admission",
+         *[backend] * 3, *["provenance"] * 3, *["settle"] * 3]
+    )  # fmt: skip
     assert {s.context.trace_id for s in spans} == {root.context.trace_id}
     for span in by_name(spans, backend):
         assert span.kind is SpanKind.CLIENT

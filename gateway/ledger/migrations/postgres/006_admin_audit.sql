@@ -1,0 +1,21 @@
+-- The admin audit log: one row per admin action (SetBudget, TopUpBudget,
+-- ReloadPolicy), with a non-secret identity of the admin key, the outcome,
+-- and for budgets the cap before and after (NULL: uncapped / not a budget
+-- action). Independent of 005: either may be applied first.
+CREATE TABLE admin_audit (
+    id                BIGINT      GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    actor             TEXT        NOT NULL CHECK (actor <> ''),
+    action            TEXT        NOT NULL CHECK (action <> ''),
+    outcome           TEXT        NOT NULL CHECK (outcome <> ''),
+    created_at        TIMESTAMPTZ NOT NULL,
+    tenant            TEXT        NOT NULL,
+    period            TEXT        NOT NULL CHECK (period IN ('', 'day', 'month', 'total')),
+    old_limit_micros  BIGINT,
+    new_limit_micros  BIGINT,
+    amount_micros     BIGINT,
+    old_policy_digest TEXT        NOT NULL,
+    policy_digest     TEXT        NOT NULL,
+    detail            TEXT        NOT NULL
+);
+CREATE INDEX admin_audit_created ON admin_audit (created_at);
+CREATE INDEX admin_audit_tenant_created ON admin_audit (tenant, created_at);

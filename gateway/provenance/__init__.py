@@ -1,0 +1,1 @@
+"""Provenance: C2PA manifests and the invisible watermark that is their soft binding."""
