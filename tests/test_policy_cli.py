@@ -86,3 +86,17 @@ def test_hash_key_prints_a_new_key_and_its_hash_line() -> None:
 @pytest.mark.parametrize("path", EXAMPLES, ids=[p.name for p in EXAMPLES])
 def test_examples_load_in_process(path: Path) -> None:
     assert load_policy(path.read_text(encoding="utf-8"), source=str(path)).tenants
+
+
+def test_the_readme_explain_example_prints_what_the_readme_shows(tmp_path: Path) -> None:
+    """The request JSON and the output in README's `policy explain` example."""
+    readme = Path("README.md").read_text(encoding="utf-8")
+    section = readme[readme.index("`policy explain` dry-runs a request") :]
+    request = section.split("<<'JSON'\n", 1)[1].split("\nJSON\n", 1)[0]
+    shown = section.split("```\n\n```\n", 1)[1].split("```", 1)[0]  # the block after the command
+    path = tmp_path / "request.json"
+    path.write_text(request, encoding="utf-8")
+    result = run("explain", "policies/examples/agency.yaml", "--tenant", "acme", "--request",
+                 str(path))  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == shown

@@ -34,8 +34,8 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 DEVELOPMENT_LABEL = "Titan Image Gateway DEVELOPMENT"
 _ORGANIZATION = f"{DEVELOPMENT_LABEL} (not a real certificate authority)"
-_ROOT_NAME = f"{DEVELOPMENT_LABEL} root CA — not trusted"
-_SIGNER_NAME = f"{DEVELOPMENT_LABEL} signer — not trusted"
+_ROOT_NAME = f"{DEVELOPMENT_LABEL} root CA — local use only"
+_SIGNER_NAME = f"{DEVELOPMENT_LABEL} signer — local use only"
 _SUBDIRECTORY = "dev-chain"
 _KEY, _CHAIN, _ANCHORS = "signer-key.pem", "signer-chain.pem", "trust-anchors.pem"
 _ROOT_DAYS, _SIGNER_DAYS = 20 * 365, 10 * 365

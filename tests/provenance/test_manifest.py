@@ -361,7 +361,7 @@ def test_dev_signer_certificate_is_a_labelled_c2pa_signer(chain: DevChain) -> No
     assert len(certs) == 1  # the root is the anchor, not part of the chain
     leaf = certs[0]
     assert DEVELOPMENT_LABEL in leaf.subject.rfc4514_string()
-    assert "not trusted" in root.subject.rfc4514_string()
+    assert "local use only" in root.subject.rfc4514_string()
     assert not leaf.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
     assert leaf.extensions.get_extension_for_class(x509.KeyUsage).value.digital_signature
     usages = leaf.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
