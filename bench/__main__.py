@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 import importlib
 
-BENCHES = ("streaming", "policy", "ledger", "faults", "provenance", "watermarks")
+BENCHES = ("streaming", "policy", "ledger", "faults", "provenance", "watermarks", "overhead")
 
 
 def main() -> None:

@@ -70,6 +70,9 @@ ROUTES = {
 }
 CONCURRENCY = {"small": (1, 10, 64, 512), "large": (1, 10, 64)}
 MAX_REQUESTS = 20_000
+# Marking costs 60-450 ms of CPU per image: 512 marked requests in flight
+# would only measure a queue, for half a minute.
+MARKED_MAX_CONCURRENCY = 64
 RESULTS = Path(__file__).resolve().parent / "results"
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 CHANNEL_OPTIONS = [("grpc.max_receive_message_length", 64 * 1024 * 1024)]
@@ -273,7 +276,7 @@ async def measure(
 ) -> tuple[list[float], int, float, dict[str, float]]:
     """Run `one` from `concurrency` workers for `seconds` (or MAX_REQUESTS);
     returns latencies, errors, elapsed seconds, CPU seconds used per process."""
-    for _ in range(min(concurrency, 8)):  # warm-up: connections, caches
+    for _ in range(2):  # warm-up: a connection, caches
         await one()
     latencies: list[float] = []
     errors = 0
@@ -353,6 +356,8 @@ class Bench:
                 if conc > self.options.max_concurrency:
                     continue
                 for route in ROUTES:
+                    if ROUTES[route] == "required" and conc > MARKED_MAX_CONCURRENCY:
+                        continue
                     one = self.caller(route)
                     seconds = self.options.seconds
                     cell = await run_cell(
@@ -561,36 +566,54 @@ async def run(options: argparse.Namespace) -> dict[str, Any]:
         tmp = Path(name)
         choice = await standin_choice(tmp, min(options.seconds, 2.0))
         standin = await start_standin(tmp)
-        gateway = await start_gateway(tmp, standin.address)
         try:
-            async with (
-                aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as session,
-                grpc.aio.insecure_channel(gateway.address, options=CHANNEL_OPTIONS) as channel,
-            ):
-                bench = Bench(
-                    tmp,
-                    standin,
-                    gateway,
-                    session,
-                    channel,
-                    options,
-                )
-                result: dict[str, Any] = {"cells": [cell_dict(c) for c in await bench.cells()]}
-                result["ttfi"] = await ttfi(bench, options.seconds, 0.1)
-                if options.profile:
-                    result["profile"] = await bench.profile()
+            async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as session:
+                result = await with_gateway(tmp, standin, session, options, rows)
                 if options.streams:
-                    result["streams"] = await many_streams(
-                        bench, options.streams, options.stream_delay, options.admit_timeout
-                    )
+                    # A fresh gateway: memory the cells freed would hide the streams' own.
+                    result |= await with_gateway(tmp, standin, session, options, stream_rows)
         finally:
-            await gateway.stop()
             await standin.stop()
     result["standin_choice"] = [cell_dict(c) for c in choice]
     result["machine"] = machine()
-    result["settings"] = {k: v for k, v in vars(options).items()}
+    result["settings"] = dict(vars(options))
     result["run_s"] = time.perf_counter() - started
     return result
+
+
+async def with_gateway(
+    tmp: Path,
+    standin: Process,
+    session: aiohttp.ClientSession,
+    options: argparse.Namespace,
+    work: Callable[[Bench], Awaitable[dict[str, Any]]],
+) -> dict[str, Any]:
+    """`work` against a gateway of its own, stopped afterwards."""
+    gateway = await start_gateway(tmp, standin.address)
+    try:
+        async with grpc.aio.insecure_channel(gateway.address, options=CHANNEL_OPTIONS) as channel:
+            return await work(Bench(tmp, standin, gateway, session, channel, options))
+    finally:
+        await gateway.stop()
+
+
+async def rows(bench: Bench) -> dict[str, Any]:
+    result: dict[str, Any] = {"cells": [cell_dict(c) for c in await bench.cells()]}
+    result["ttfi"] = await ttfi(bench, bench.options.seconds, 0.1)
+    if bench.options.profile:
+        result["profile"] = await bench.profile()
+    return result
+
+
+async def stream_rows(bench: Bench) -> dict[str, Any]:
+    await configure_standin(bench.session, bench.standin.address, image="small", delay_s=0)
+    await measure(bench.caller("gateway, provenance off"), 10, 0.5, None, bench.standin)  # warm
+    options = bench.options
+    return {
+        "streams": await many_streams(
+            bench, options.streams, options.stream_delay, options.admit_timeout
+        )
+    }
 
 
 def machine() -> dict[str, Any]:
@@ -651,10 +674,12 @@ def with_added(cells: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def summarize_profile(raw: str, top: int = 15) -> dict[str, Any]:
-    """py-spy's raw (collapsed) stacks -> share of samples per thread, and the
-    functions with the most samples on top of the stack (self) and anywhere in
-    it (inclusive), as % of all busy samples."""
+    """py-spy's raw (collapsed) stacks -> % of busy samples per thread, per
+    package and per function on top of the stack (self), and the gateway's
+    own functions anywhere in the stack (inclusive). Time in C code (grpc's
+    Cython core, zlib, SQLite) counts against the Python frame that called it."""
     threads: Counter[str] = Counter()
+    packages: Counter[str] = Counter()
     own: Counter[str] = Counter()
     inclusive: Counter[str] = Counter()
     total = 0
@@ -662,32 +687,41 @@ def summarize_profile(raw: str, top: int = 15) -> dict[str, Any]:
         stack, _, count_text = line.rpartition(" ")
         if not stack or not count_text.isdigit():
             continue
-        count = int(count_text)
-        frames = stack.split(";")
+        count, frames = int(count_text), stack.split(";")
         total += count
-        threads[frames[0]] += count
-        names = [_function(f) for f in frames[1:]] or [frames[0]]
-        own[names[-1]] += count
-        for name in set(names):
+        threads[frames[0].partition(": ")[2] or frames[0]] += count
+        leaf = frames[-1] if len(frames) > 1 else "(idle) (?)"
+        packages[_package(leaf)] += count
+        own[_function(leaf)] += count
+        for name in {_function(f) for f in frames[1:] if _ours(f)}:
             inclusive[name] += count
 
     def share(counter: Counter[str]) -> list[tuple[str, float]]:
-        return [(name, 100 * n / total) for name, n in counter.most_common(top)]
+        return [(name, 100 * n / max(1, total)) for name, n in counter.most_common(top)]
 
-    return {
-        "samples": total,
-        "threads": share(threads),
-        "self": share(own),
-        "inclusive": share(inclusive),
-    }
+    return {"samples": total, "threads": share(threads), "packages": share(packages),
+            "self": share(own), "inclusive_gateway": share(inclusive)}  # fmt: skip
 
 
 def _function(frame: str) -> str:
     """ "decode (json/decoder.py:337)" -> "decode (json/decoder.py)"."""
     name, _, where = frame.partition(" (")
-    path = where.rstrip(")").rpartition(":")[0] or where.rstrip(")")
-    short = "/".join(path.split("/")[-2:])
-    return f"{name} ({short})" if short else name
+    return f"{name} ({where.rstrip(')').rpartition(':')[0] or where.rstrip(')')})"
+
+
+def _package(frame: str) -> str:
+    """ "decode (json/decoder.py:337)" -> "json"; "<frozen runpy>" -> "runpy"."""
+    where = frame.partition(" (")[2].rstrip(")").lstrip("<").removeprefix("frozen ")
+    return where.split("/")[0].split(":")[0].removesuffix(".py").rstrip(">") or "?"
+
+
+# The frames every stack starts with: not where the time goes.
+_WRAPPERS = ("gateway/__main__.py", "gateway/cli/", "gateway/startup.py")
+
+
+def _ours(frame: str) -> bool:
+    where = frame.partition(" (")[2]
+    return where.startswith(("gateway/", "policies/")) and not where.startswith(_WRAPPERS)
 
 
 def targets(result: dict[str, Any]) -> list[tuple[str, str, str, bool | None]]:
@@ -739,7 +773,9 @@ def stream_targets(s: dict[str, Any] | None) -> list[tuple[str, str, str, bool |
     return [
         (
             f"{n:,} streams all admitted within 10 s",
-            _fmt(within, " s") if within else f"{s['admitted']:,} admitted",
+            _fmt(within, " s")
+            if within
+            else f"{s['admitted']:,} admitted, the last at {_fmt(s['last_admitted_s'], ' s')}",
             "",
             within is not None and within <= 10,
         ),
@@ -776,18 +812,18 @@ def print_all(result: dict[str, Any]) -> None:
     )
     print(
         "| image | route | conc | req/s | p50 ms | p99 ms | added p50 | vs direct "
-        "| gateway CPU/req | stand-in CPU/req | errors |"
+        "| gateway CPU/req | stand-in CPU/req | caller CPU/req | errors |"
     )
-    print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     label = {"small": "21 KB PNG", "large": "1.39 MB PNG"}
     for c in with_added(result["cells"]):
-        added = "—" if c["route"] == DIRECT else f"+{c['added_p50_ms']:.1f} ms"
+        added = "—" if c["route"] == DIRECT else f"{c['added_p50_ms']:+.1f} ms"
         ratio = "—" if c["route"] == DIRECT else f"{c['vs_direct']:.2f}x"
         print(
             f"| {label[c['image']]} | {c['route']} | {c['concurrency']} | {c['req_s']:,.0f} "
             f"| {c['p50_ms']:.1f} | {c['p99_ms']:.1f} | {added} | {ratio} "
             f"| {_fmt(c['gateway_cpu_ms'], ' ms')} | {c['standin_cpu_ms']:.2f} ms "
-            f"| {c['errors']} |"
+            f"| {c['caller_cpu_ms']:.2f} ms | {c['errors']} |"
         )
     print("\n| stand-in server (direct, 21 KB, c=10) | req/s | p50 ms | its CPU/answer |")
     print("|---|---:|---:|---:|")
@@ -823,17 +859,19 @@ def print_ttfi(rows: list[dict[str, Any]]) -> None:
 
 def print_streams(s: dict[str, Any]) -> None:
     within = _fmt(s["all_admitted_s"], " s") if s["all_admitted_s"] else "not all"
+    last = _fmt(s["last_admitted_s"], " s")
     per = _fmt(s["kib_per_stream"], " KiB")
     print(
-        "\n| many streams | admitted | all admitted in | dropped | RSS held | per stream "
+        "\n| many streams | admitted | all admitted in | last admitted at | dropped "
+        "| RSS held | per stream "
         "| health p50/p99 idle | during burst | while held |"
     )
-    print("|---|---:|---:|---|---:|---:|---:|---:|---:|")
+    print("|---|---:|---:|---:|---|---:|---:|---:|---:|---:|")
     lag = [s[k] for k in ("health_ms_idle", "health_ms_during_burst", "health_ms_while_held")]
     lags = " | ".join(f"{x['p50']:.1f} / {x['p99']:.1f} ms" for x in lag)
     print(
         f"| {s['streams']:,} (stand-in waits {s['standin_delay_s']:g} s) | {s['admitted']:,} "
-        f"| {within} | {s['dropped'] or 'none'} | {s['rss_held_kib'] / 1024:,.0f} MiB "
+        f"| {within} | {last} | {s['dropped'] or 'none'} | {s['rss_held_kib'] / 1024:,.0f} MiB "
         f"| {per} | {lags} |"
     )
 
@@ -843,15 +881,14 @@ def print_profile(profiles: dict[str, Any]) -> None:
         if "error" in p:
             print(f"\nprofile {image}: {p['error']}")
             continue
-        print(
-            f"\nprofile, {image} image, c=10, provenance off ({p['samples']:,} busy samples, "
-            f"{p['req_s']:.0f} req/s)"
-        )
-        print("threads: " + ", ".join(f"{n} {pct:.0f} %" for n, pct in p["threads"][:5]))
-        print("| self % | function | | inclusive % | function |")
-        print("|---:|---|---|---:|---|")
-        for (sn, sp), (inn, ip) in zip(p["self"], p["inclusive"], strict=False):
-            print(f"| {sp:.1f} | {sn} | | {ip:.1f} | {inn} |")
+        print(f"\nprofile, {image} image, c=10, provenance off ({p['samples']:,} busy samples, "
+              f"{p['req_s']:.0f} req/s while py-spy sampled)")  # fmt: skip
+        for title in ("threads", "packages"):
+            print(f"{title}: " + ", ".join(f"{n} {pct:.0f} %" for n, pct in p[title][:8]))
+        print("\n| self % | function (top of stack) | gateway function | inclusive % |")
+        print("|---:|---|---|---:|")
+        for (sn, sp), (inn, ip) in zip(p["self"], p["inclusive_gateway"], strict=False):
+            print(f"| {sp:.1f} | {sn} | {inn} | {ip:.1f} |")
 
 
 def write(result: dict[str, Any], folder: Path) -> tuple[Path, Path]:
@@ -877,8 +914,9 @@ def plot(result: dict[str, Any], path: Path) -> None:
     image = Image.new("RGB", (width, height), "white")
     draw = ImageDraw.Draw(image)
     font = ImageFont.load_default()
-    levels = sorted({c["concurrency"] for c in result["cells"]})
-    lo, hi = 0.1, 10_000.0
+    cells = with_added(result["cells"])
+    levels = sorted({c["concurrency"] for c in cells})
+    lo, hi = 0.1, 100_000.0
 
     def x(conc: int) -> float:
         span = math.log(max(levels) / min(levels)) or 1
@@ -889,13 +927,13 @@ def plot(result: dict[str, Any], path: Path) -> None:
         return height - bottom - (height - top - bottom) * math.log(ms / lo) / math.log(hi / lo)
 
     draw.rectangle((left, top, width - right, height - bottom), outline="black")
-    for ms in (0.1, 1, 10, 100, 1000, 10_000):
+    for ms in (0.1, 1, 10, 100, 1000, 10_000, 100_000):
         draw.line((left, y(ms), width - right, y(ms)), fill=(225, 225, 225))
         draw.text((left - 8, y(ms)), f"{ms:g}", fill="black", font=font, anchor="rm")
     for conc in levels:
         draw.text((x(conc), height - bottom + 8), str(conc), fill="black", font=font, anchor="mt")
     draw.text(
-        (width / 2 - right / 2, height - 20), "concurrency", fill="black", font=font, anchor="mm"
+        (width / 2 - right / 2, height - 32), "concurrency", fill="black", font=font, anchor="mm"
     )
     draw.text(
         (left, 20), "added p50 latency vs direct to the stand-in (ms, log)", fill="black", font=font
@@ -904,7 +942,7 @@ def plot(result: dict[str, Any], path: Path) -> None:
         route = next(r for r, t in ROUTES.items() if t == tenant)
         points = [
             (x(c["concurrency"]), y(c["added_p50_ms"]))
-            for c in result["cells"]
+            for c in cells
             if c["image"] == img and c["route"] == route and c["added_p50_ms"] is not None
         ]
         if len(points) > 1:
@@ -927,6 +965,8 @@ def plot(result: dict[str, Any], path: Path) -> None:
         font=font,
         anchor="lm",
     )
+    note = "points on the 0.1 line: added <= 0.1 ms (the direct caller decodes in Python too)"
+    draw.text((left, height - 8), note, fill=(90, 90, 90), font=font, anchor="ls")
     image.save(path, optimize=True)
 
 

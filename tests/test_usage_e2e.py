@@ -94,6 +94,9 @@ async def test_admin_tops_up_a_budget_and_reads_any_tenant(usage_gateway) -> Non
     assert len(records.records) == 3
     assert {r.tenant_id for r in records.records} == {"beta"}
     assert all(len(r.image_sha256) == 64 for r in records.records)
+    # Each delivered image's watermark id, as DetectProvenance maps it back.
+    assert len({r.watermark_id for r in records.records}) == 3
+    assert all(len(r.watermark_id) == 12 for r in records.records)
     assert missing.value.code() == grpc.StatusCode.NOT_FOUND
 
 

@@ -12,18 +12,16 @@ credentials are never read from here: the standard AWS chain supplies them.
 from __future__ import annotations
 
 import difflib
-import hashlib
-import ipaddress
 import os
 import types
 import typing
 from collections.abc import Iterable, Mapping
 from contextvars import ContextVar
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import BaseModel, Field, model_validator
 from pydantic_settings import (
     BaseSettings,
     InitSettingsSource,
@@ -35,11 +33,31 @@ from gateway.alerts.settings import AlertSettings
 from gateway.enums import TaskType
 from gateway.provenance.settings import ProvenanceSettings
 from gateway.registry import ModelRegistry, load_registry
+from gateway.settings.addresses import DEV_POLICY, is_dev_policy, is_loopback, split_listen
+from gateway.settings.sections import EmulatorSettings, TelemetrySettings, TlsSettings
+
+__all__ = [
+    "DEV_POLICY",
+    "ENV_PREFIX",
+    "NON_SETTING_VARIABLES",
+    "DevPolicyRefused",
+    "EmulatorSettings",
+    "Settings",
+    "SettingsError",
+    "TelemetrySettings",
+    "TlsSettings",
+    "check_environment",
+    "is_dev_policy",
+    "is_loopback",
+    "load_settings",
+    "read_config_file",
+    "setting_paths",
+    "split_listen",
+    "unknown_variable_problem",
+    "variable_name",
+]
 
 ENV_PREFIX = "TITAN_GW_"
-# The development policy shipped with the package: one demo tenant whose key
-# is documented in the README. Real deployments point policy_file elsewhere.
-DEV_POLICY = Path(__file__).resolve().parent.parent / "policies" / "examples" / "dev.yaml"
 # `TITAN_GW_*` variables the gateway reads that are not settings. Every other
 # variable with the prefix must name a setting. Reading a new one anywhere
 # means adding it here (tests/test_settings.py checks the sources).
@@ -70,92 +88,6 @@ class SettingsError(ValueError):
 
 class DevPolicyRefused(ValueError):
     """The published dev policy would serve where its public keys are a risk."""
-
-
-# An empty term would be a substring of every prompt: the guardrail would block all.
-BlockTerm = Annotated[str, StringConstraints(min_length=1)]
-
-
-class EmulatorSettings(BaseModel):
-    """The embedded Bedrock emulator (used when backend = emulator)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    latency_ms: float = Field(0.0, ge=0, description="added latency per image")
-    seed_latency_ms: dict[int, float] = Field(
-        default_factory=dict, description="per-seed latency override (JSON in the environment)"
-    )
-    images_per_minute: int | None = Field(None, gt=0, description="throttling quota")
-    fault_rate: float = Field(0.0, ge=0, le=1, description="share of calls answered 500")
-    input_block_terms: tuple[str, ...] = ("blockedterm",)
-    output_block_terms: tuple[str, ...] = ("filteredterm",)
-    guardrails: dict[str, tuple[BlockTerm, ...]] = Field(
-        default_factory=dict,
-        description="ApplyGuardrail guardrails by id (any version) -> the terms each blocks; "
-        "a policy's moderation.guardrail must name one (JSON in the environment)",
-    )
-
-
-class TelemetrySettings(BaseModel):
-    """Traces, metrics and logs. OTLP export turns on by itself when the standard
-    OTEL_EXPORTER_OTLP_ENDPOINT variable (or a per-signal one) is set; the
-    resource reads OTEL_SERVICE_NAME and OTEL_RESOURCE_ATTRIBUTES (service.name
-    defaults to titan-image-gateway)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    enabled: bool = Field(True, description="False: no SDK at all (no-op tracer and meter)")
-    prometheus_port: int | None = Field(
-        None, ge=0, le=65535, description="serve /metrics on <prometheus_host>:<port>"
-    )
-    prometheus_host: str = Field(
-        "127.0.0.1",
-        min_length=1,
-        description="the address /metrics listens on: 0.0.0.0 (or ::) in a container, "
-        "so the scraper can reach it",
-    )
-    console: bool = Field(False, description="print spans and metrics to stdout (debugging)")
-    record_prompts: bool = Field(False, description="put prompts into span attributes")
-    json_logs: bool = Field(False, description="one JSON object per log line, with trace ids")
-    metric_export_interval_ms: int = Field(10_000, gt=0)
-
-
-class TlsSettings(BaseModel):
-    """TLS on the gRPC port. Without cert_file and key_file the port is plaintext."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    cert_file: Path | None = Field(None, description="server certificate chain (PEM)")
-    key_file: Path | None = Field(None, description="server private key (PEM)")
-    client_ca_file: Path | None = Field(
-        None,
-        description="CA bundle (PEM) that client certificates are verified against; "
-        "needs require_client_cert",
-    )
-    require_client_cert: bool = Field(
-        False, description="refuse TLS handshakes without a client certificate from client_ca_file"
-    )
-
-    @model_validator(mode="after")
-    def _complete(self) -> TlsSettings:
-        if (self.cert_file is None) != (self.key_file is None):
-            raise ValueError("tls.cert_file and tls.key_file must be set together")
-        if self.cert_file is None and (self.client_ca_file or self.require_client_cert):
-            raise ValueError("client certificates need TLS: set tls.cert_file and tls.key_file")
-        if self.require_client_cert and self.client_ca_file is None:
-            raise ValueError("tls.require_client_cert needs tls.client_ca_file")
-        if self.client_ca_file is not None and not self.require_client_cert:
-            # grpcio's server credentials either request AND require a client
-            # certificate or do not request one at all: an optional one is not offered.
-            raise ValueError(
-                "tls.client_ca_file needs tls.require_client_cert: true "
-                "(grpcio cannot ask for an optional client certificate)"
-            )
-        return self
-
-    @property
-    def enabled(self) -> bool:
-        return self.cert_file is not None
 
 
 class Settings(BaseSettings):
@@ -429,46 +361,3 @@ def _union_members(annotation: Any) -> tuple[Any, ...]:
     if typing.get_origin(annotation) in (typing.Union, types.UnionType):
         return typing.get_args(annotation)
     return (annotation,)
-
-
-# -- the dev policy ------------------------------------------------------------
-
-
-def is_dev_policy(path: Path) -> bool:
-    """Whether `path` is the shipped dev policy: the same file, or a byte-for-byte
-    copy of it anywhere (its sha256 equals the shipped file's)."""
-    try:
-        if path.resolve() == DEV_POLICY.resolve():
-            return True
-        shipped = DEV_POLICY.read_bytes()
-        return hashlib.sha256(path.read_bytes()).digest() == hashlib.sha256(shipped).digest()
-    except (OSError, RuntimeError):  # unreadable: the policy loader reports it
-        return False
-
-
-def split_listen(listen: str) -> tuple[str, str]:
-    """`host:port` -> (host, port); IPv6 brackets dropped, `[::]:1` -> ("::", "1")."""
-    host, _, port = listen.rpartition(":")
-    if host.startswith("[") and host.endswith("]"):
-        host = host[1:-1]
-    return host, port
-
-
-def is_loopback(listen: str) -> bool:
-    """Whether a listen address is reachable from this machine only.
-
-    Conservative: a host name other than `localhost`, a wildcard address or
-    anything unparsable counts as reachable from elsewhere.
-    """
-    if listen.startswith(("unix:", "unix-abstract:")):
-        return True
-    host = split_listen(listen)[0]
-    if host.lower() == "localhost":
-        return True
-    try:
-        address = ipaddress.ip_address(host)
-    except ValueError:
-        return False
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        return address.ipv4_mapped.is_loopback
-    return address.is_loopback

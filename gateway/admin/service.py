@@ -24,18 +24,22 @@ import grpc
 from google.protobuf import any_pb2
 from google.rpc import error_details_pb2
 
-from gateway.auth import bearer_key, caller
+from gateway.admin.audit import OUTCOME_POLICY_INVALID, budget_entry, entry
+from gateway.admin.messages import (
+    audit_message,
+    denial_message,
+    page_limit,
+    usage_record_message,
+)
+from gateway.auth import caller
 from gateway.errors import FieldViolation, GatewayError, InvalidRequest, NotATenant
 from gateway.ledger import (
     AuditAction,
     AuditEntry,
-    DenialRecord,
     Ledger,
     LedgerUnavailable,
     Period,
-    UsageRecord,
 )
-from gateway.ledger.audit import OUTCOME_OK
 from gateway.limits import Limiter
 from gateway.policy_store import PolicyStore
 from gateway.registry import ModelRegistry
@@ -43,7 +47,6 @@ from gateway.registry.catalog import model_infos
 from gateway.rpc import abort, answer
 from gateway.usage import (
     PB_TO_PERIOD,
-    PERIOD_TO_PB,
     budget_limits,
     budget_status,
     optional_timestamp,
@@ -51,21 +54,12 @@ from gateway.usage import (
     usage_report,
     usage_window,
 )
-from policies import Tenant, hash_key
+from policies import Tenant
 from titan.gateway.v1 import admin_service_pb2 as pb
 from titan.gateway.v1 import admin_service_pb2_grpc
 from titan.gateway.v1 import usage_service_pb2 as usage_pb
 
-DEFAULT_RECORD_LIMIT = 100
-MAX_RECORD_LIMIT = 1000
 INT64_MAX = 2**63 - 1
-# A reload whose file was invalid: the RPC answers OK with last_reload_ok false.
-OUTCOME_POLICY_INVALID = "POLICY_INVALID"
-ACTIONS_TO_PB = {
-    AuditAction.SET_BUDGET: pb.ADMIN_ACTION_SET_BUDGET,
-    AuditAction.TOP_UP_BUDGET: pb.ADMIN_ACTION_TOP_UP_BUDGET,
-    AuditAction.RELOAD_POLICY: pb.ADMIN_ACTION_RELOAD_POLICY,
-}
 T = TypeVar("T")
 log = logging.getLogger(__name__)
 
@@ -150,7 +144,7 @@ class AdminService(admin_service_pb2_grpc.AdminServiceServicer):
         outcome = self._policies.reload()
         status = self._status()
         await self._record_reload(
-            _entry(context, AuditAction.RELOAD_POLICY, old_policy_digest=before,
+            entry(context, AuditAction.RELOAD_POLICY, old_policy_digest=before,
                    policy_digest=status.digest),
             outcome.ok, outcome.error,
         )  # fmt: skip
@@ -158,14 +152,14 @@ class AdminService(admin_service_pb2_grpc.AdminServiceServicer):
 
     async def SetBudget(self, request: pb.SetBudgetRequest, context: Any) -> pb.SetBudgetResponse:
         await _require_admin(context)
-        audit = _budget_entry(context, AuditAction.SET_BUDGET, request)
+        audit = budget_entry(context, AuditAction.SET_BUDGET, request)
         return await answer(context, self._audited(audit, self._set_budget(request, audit)))
 
     async def TopUpBudget(
         self, request: pb.TopUpBudgetRequest, context: Any
     ) -> pb.TopUpBudgetResponse:
         await _require_admin(context)
-        audit = _budget_entry(
+        audit = budget_entry(
             context, AuditAction.TOP_UP_BUDGET, request, amount_micros=request.amount_micros
         )
         return await answer(context, self._audited(audit, self._top_up(request, audit)))
@@ -261,25 +255,25 @@ class AdminService(admin_service_pb2_grpc.AdminServiceServicer):
         return await answer(context, self._denials(request))
 
     async def _denials(self, request: pb.ListDenialsRequest) -> pb.ListDenialsResponse:
-        limit = _page_limit(request.limit)
+        limit = page_limit(request.limit)
         ledger = self._require_ledger()
         tenant_id = self._tenant(request.tenant_id).id if request.tenant_id else None
         denials = await ledger.recent_denials(tenant_id, limit=limit)
-        return pb.ListDenialsResponse(denials=[_denial(d) for d in denials])
+        return pb.ListDenialsResponse(denials=[denial_message(d) for d in denials])
 
     async def _usage_records(
         self, request: pb.ListUsageRecordsRequest
     ) -> pb.ListUsageRecordsResponse:
-        limit = _page_limit(request.limit)
+        limit = page_limit(request.limit)
         ledger = self._require_ledger()
         tenant_id = self._tenant(request.tenant_id).id if request.tenant_id else None
         records = await ledger.recent_usage(tenant_id, limit=limit)
-        return pb.ListUsageRecordsResponse(records=[_record(r) for r in records])
+        return pb.ListUsageRecordsResponse(records=[usage_record_message(r) for r in records])
 
     async def _audit_log(self, request: pb.ListAuditLogRequest) -> pb.ListAuditLogResponse:
-        limit = _page_limit(request.limit)
+        limit = page_limit(request.limit)
         entries = await self._require_ledger().recent_audit(request.tenant_id or None, limit=limit)
-        return pb.ListAuditLogResponse(entries=[_audit_message(e) for e in entries])
+        return pb.ListAuditLogResponse(entries=[audit_message(e) for e in entries])
 
     async def _audited(self, audit: AuditEntry, work: Awaitable[T]) -> T:
         """`work` (which records `audit` with its change); a refusal is recorded here."""
@@ -343,31 +337,6 @@ async def _require_admin(context: Any) -> None:
         await abort(context, NotATenant("this RPC needs an admin key"))
 
 
-def _actor(context: Any) -> str:
-    """The admin key's non-secret identity: "admin:sha256:" and its hash's first
-    12 hex digits (admins authenticate by key only, never by certificate)."""
-    read = getattr(context, "invocation_metadata", None)  # absent on test doubles
-    key = bearer_key(read()) if read is not None else None
-    return "admin:" + (hash_key(key)[:19] if key else "unknown")
-
-
-def _entry(context: Any, action: AuditAction, **fields: Any) -> AuditEntry:
-    return AuditEntry(
-        actor=_actor(context), action=action, outcome=OUTCOME_OK,
-        created_at=datetime.now(UTC), **fields,
-    )  # fmt: skip
-
-
-def _budget_entry(
-    context: Any,
-    action: AuditAction,
-    request: pb.SetBudgetRequest | pb.TopUpBudgetRequest,
-    **fields: Any,
-) -> AuditEntry:
-    period = PB_TO_PERIOD.get(request.period)
-    return _entry(context, action, tenant=request.tenant_id, period=period, **fields)
-
-
 def _policy_limit(tenant: Tenant, period: Period) -> int | None:
     return next((b.limit_micros for b in budget_limits(tenant) if b.period is period), None)
 
@@ -381,61 +350,3 @@ def _period(value: usage_pb.BudgetPeriod, violations: list[FieldViolation]) -> P
     if period is None:
         violations.append(FieldViolation("period", "required: DAY, MONTH or TOTAL"))
     return period
-
-
-def _page_limit(requested: int) -> int:
-    limit = requested or DEFAULT_RECORD_LIMIT
-    if not 1 <= limit <= MAX_RECORD_LIMIT:
-        raise InvalidRequest(
-            [FieldViolation("limit", f"must be 1 to {MAX_RECORD_LIMIT} (0: the default)")]
-        )
-    return limit
-
-
-def _denial(denial: DenialRecord) -> pb.Denial:
-    return pb.Denial(
-        tenant_id=denial.tenant,
-        request_id=denial.request_id,
-        reason=denial.reason,
-        rule=denial.rule,
-        message=denial.message,
-        created_at=timestamp(denial.created_at),
-    )
-
-
-def _record(record: UsageRecord) -> pb.UsageRecord:
-    return pb.UsageRecord(
-        tenant_id=record.tenant,
-        request_id=record.request_id,
-        image_index=record.image_index,
-        model=record.model,
-        task=record.task,
-        width=record.width,
-        height=record.height,
-        quality=record.quality,
-        cost_micros=record.cost_micros,
-        image_sha256=record.image_sha256,
-        created_at=timestamp(record.created_at),
-        route_arm=record.route_arm,
-    )
-
-
-def _audit_message(entry: AuditEntry) -> pb.AuditEntry:
-    optional = {
-        name: value
-        for name in ("old_limit_micros", "new_limit_micros", "amount_micros")
-        if (value := getattr(entry, name)) is not None
-    }
-    return pb.AuditEntry(
-        id=entry.id,
-        created_at=timestamp(entry.created_at),
-        actor=entry.actor,
-        action=ACTIONS_TO_PB[entry.action],
-        outcome=entry.outcome,
-        detail=entry.detail,
-        tenant_id=entry.tenant,
-        period=PERIOD_TO_PB[entry.period] if entry.period else usage_pb.BUDGET_PERIOD_UNSPECIFIED,
-        old_policy_digest=entry.old_policy_digest,
-        policy_digest=entry.policy_digest,
-        **optional,
-    )
