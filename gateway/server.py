@@ -271,6 +271,11 @@ async def _start_server(
             # One process per address: gRPC sets SO_REUSEPORT by default, and a
             # second gateway on a port in use would bind too and split traffic.
             ("grpc.so_reuseport", 0),
+            # A burst of new calls waits here until the event loop takes it.
+            # Past the soft limit grpc-core cancels calls at random (random
+            # early detection), all of them past the hard one.
+            ("grpc.server.max_pending_requests", settings.max_pending_requests),
+            ("grpc.server.max_pending_requests_hard_limit", 2 * settings.max_pending_requests),
         ],
     )
     admission = Admission(

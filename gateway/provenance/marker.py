@@ -75,7 +75,7 @@ class Marker:
         trust_anchors: bytes | None,
         tenant_key: bytes,
         jpeg_quality: int = 95,
-        png_compress_level: int = 6,
+        png_compress_level: int = 3,
         workers: int = 0,
     ) -> None:
         self._signer = signer

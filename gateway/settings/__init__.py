@@ -155,6 +155,15 @@ class Settings(BaseSettings):
         None, gt=0, description="cap across all tenants (stay under the Bedrock account quota)"
     )
     shutdown_grace_s: float = Field(10.0, ge=0)
+    max_pending_requests: int = Field(
+        10_000,
+        ge=1,
+        description=(
+            "calls grpc-core may hold before the gateway's code takes them "
+            "(grpc.server.max_pending_requests; twice this is the hard limit). gRPC's "
+            "default, 1,000, cancels calls at random in a burst above it"
+        ),
+    )
     max_receive_message_bytes: int = Field(
         40 * MIB,
         ge=1 * MIB,
