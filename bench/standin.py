@@ -18,7 +18,7 @@ It runs in its own process, so its CPU is not counted as the caller's or
 the gateway's. Two servers answer the same bytes: ``raw``, a bare asyncio
 protocol (HTTP/1.1 keep-alive, Content-Length bodies only), and ``aiohttp``;
 the raw one spends about a quarter of aiohttp's CPU per answer (0.015
-against 0.055 ms; bench/overhead.py prints both), so it is the default.
+against 0.055 ms; bench/overhead prints both), so it is the default.
 """
 
 from __future__ import annotations

@@ -72,8 +72,11 @@ def estimate(
 
 def image(ready: ImageReady, cost_micros: int) -> pb.Image:
     """The event for one finished image; its size and type are read from the bytes."""
-    mime, width, height = image_facts(ready.data)
     marked = ready.marked
+    if marked is not None and marked.width:
+        mime, width, height = marked.mime, marked.width, marked.height
+    else:
+        mime, width, height = image_facts(ready.data)
     return pb.Image(
         index=ready.index,
         data=ready.data,

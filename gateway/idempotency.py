@@ -111,7 +111,8 @@ class Idempotency:
         stripped = pb.GenerateImagesResponse()
         stripped.CopyFrom(event)
         stripped.image.data = b""
-        recording.add(stripped, name, hashlib.sha256(data).hexdigest())
+        digest = event.image.sha256 or hashlib.sha256(data).hexdigest()
+        recording.add(stripped, name, digest)
 
     async def complete(self, tenant_id: str, key: str, recording: Recording) -> None:
         await self._ledger.complete_idempotency(tenant_id, key, recording.encode())

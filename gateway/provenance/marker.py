@@ -45,6 +45,8 @@ class Marked:
     sha256: str
     watermark_id: str = ""
     manifest_json: str = field(default="", repr=False)
+    width: int = 0  # 0: unknown (bytes no decoder recognised)
+    height: int = 0
 
     @property
     def signed(self) -> bool:
@@ -52,9 +54,11 @@ class Marked:
 
 
 def unmarked(data: bytes) -> Marked:
-    """An image delivered as the backend made it (provenance off, or best effort failed)."""
-    mime = _MIME.get(_format(data), "application/octet-stream")
-    return Marked(data, mime, hashlib.sha256(data).hexdigest())
+    """An image delivered as the backend made it (provenance off, or best effort
+    failed): its type and size read from the header, its sha256 taken once."""
+    fmt, width, height = _header(data)
+    mime = _MIME.get(fmt, "application/octet-stream")
+    return Marked(data, mime, hashlib.sha256(data).hexdigest(), width=width, height=height)
 
 
 @dataclass(frozen=True)
@@ -170,6 +174,8 @@ class Marker:
             hashlib.sha256(signed).hexdigest(),
             claims.watermark_id,
             report.claims.manifest_json,
+            width=marked.width,
+            height=marked.height,
         )
 
     def _encode(self, img: PILImage.Image, fmt: str) -> bytes:
@@ -197,9 +203,10 @@ def edited_input(job: ImageJob) -> InputImage | None:
     return None
 
 
-def _format(data: bytes) -> str:
+def _header(data: bytes) -> tuple[str, int, int]:
+    """(format, width, height) from the header; ("", 0, 0) if no decoder knows it."""
     try:
         with PILImage.open(io.BytesIO(data)) as img:
-            return img.format or ""
+            return img.format or "", img.width, img.height
     except Exception:
-        return ""
+        return "", 0, 0

@@ -1,0 +1,124 @@
+"""The two child processes of a run — the stand-in backend and the real
+gateway pointed at it — started, stopped, and read from /proc so that each
+process's CPU and memory is its own and not the caller's."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from policies import hash_key
+
+# SD3.5 Large: Titan v2 is past its end of life in the registry, and a
+# Stability text-to-image body is the simplest (prompt, ratio, seed, format).
+MODEL_ID = "stability.sd3-5-large-v1:0"
+# API key per provenance setting of the tenant it belongs to.
+KEYS = {"off": "k-bench-plain", "required": "k-bench-marked"}
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+POLICY = """version: 1
+tiers:
+  bench: {{}}
+tenants:
+  - {{id: marked, tier: bench, api_keys: ["{marked}"]}}
+  - {{id: plain, tier: bench, api_keys: ["{plain}"], provenance: "off"}}
+"""
+
+
+@dataclass
+class Process:
+    """A child process: its pid, where it listens, and its CPU and memory."""
+
+    child: asyncio.subprocess.Process
+    address: str
+
+    @property
+    def pid(self) -> int:
+        return self.child.pid
+
+    def cpu_s(self) -> float:
+        """utime + stime of the whole process (every thread), in seconds."""
+        stat = Path(f"/proc/{self.pid}/stat").read_text()
+        fields = stat[stat.rindex(")") + 2 :].split()
+        return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+
+    def rss_kib(self) -> int:
+        for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+        return 0
+
+    async def stop(self) -> None:
+        if self.child.returncode is None:
+            self.child.send_signal(signal.SIGTERM)
+            try:
+                await asyncio.wait_for(self.child.wait(), 20)
+            except TimeoutError:
+                self.child.kill()
+                await self.child.wait()
+
+
+async def spawn(args: list[str], env: dict[str, str], out: Path, ready: str) -> Process:
+    """Start `args` with stdout and stderr in `out`, and wait for the line
+    beginning with `ready`; its last word is the address."""
+    with out.open("wb") as sink:
+        child = await asyncio.create_subprocess_exec(*args, env=env, stdout=sink, stderr=sink)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        for line in _text(out).splitlines():
+            if line.startswith(ready):
+                return Process(child, line.split()[-1])
+        if child.returncode is not None:
+            break
+        await asyncio.sleep(0.05)
+    tail = _text(out)[-2000:]
+    with contextlib.suppress(ProcessLookupError):
+        child.kill()
+    raise RuntimeError(f"{args[2]} did not start:\n{tail}")
+
+
+def _text(path: Path) -> str:
+    return path.read_text(errors="replace")
+
+
+async def start_standin(tmp: Path, impl: str = "raw") -> Process:
+    args = [sys.executable, "-m", "bench.standin", "--impl", impl]
+    return await spawn(args, dict(os.environ), tmp / f"standin-{impl}.out", "stand-in listening")
+
+
+def gateway_env(tmp: Path, standin: str) -> dict[str, str]:
+    """The environment of `gateway serve`: ours only, no TITAN_GW_ or OTEL_
+    variables of the caller, dummy AWS credentials."""
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.upper().startswith(("TITAN_GW_", "OTEL_", "AWS_"))
+    }
+    policy = tmp / "policy.yaml"
+    policy.write_text(POLICY.format(marked=hash_key(KEYS["required"]), plain=hash_key(KEYS["off"])))
+    return env | {
+        "TITAN_GW_LISTEN": "127.0.0.1:0",
+        "TITAN_GW_BACKEND": "bedrock",
+        "TITAN_GW_BEDROCK_ENDPOINT_URL": f"http://{standin}",
+        "TITAN_GW_DATA_DIR": str(tmp / "data"),
+        "TITAN_GW_POLICY_FILE": str(policy),
+        "TITAN_GW_PROVENANCE__ALLOW_DEVELOPMENT_CHAIN": "true",
+        "TITAN_GW_DEFAULT_MODEL_ID": MODEL_ID,
+        "AWS_ACCESS_KEY_ID": "AKIABENCHBENCHBENCH0",
+        "AWS_SECRET_ACCESS_KEY": "bench/bench/bench/bench/bench/bench/benc",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_EC2_METADATA_DISABLED": "true",
+        "AWS_CONFIG_FILE": os.devnull,
+        "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
+    }
+
+
+async def start_gateway(tmp: Path, standin: str) -> Process:
+    args = [sys.executable, "-m", "gateway", "serve"]
+    out = tmp / "gateway.out"
+    return await spawn(args, gateway_env(tmp, standin), out, "Titan Image Gateway listening")
