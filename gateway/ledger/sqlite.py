@@ -2,8 +2,10 @@
 
 All work runs on one dedicated worker thread that owns the connection, so
 the event loop never blocks on disk and the connection is never shared across
-threads. Several processes may open the same file: `BEGIN IMMEDIATE` plus
-`busy_timeout` serialise their writes (see `sqlite_ops`).
+threads; the jobs waiting when it is free share one transaction and one
+commit (group commit, `sqlite_group`). Several processes may open the same
+file: `BEGIN IMMEDIATE` plus `busy_timeout` serialise their writes (see
+`sqlite_ops`).
 """
 
 from __future__ import annotations
@@ -12,7 +14,6 @@ import asyncio
 import functools
 import sqlite3
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
@@ -43,6 +44,7 @@ from gateway.ledger.budget import (
     require_record,
     require_row_limit,
 )
+from gateway.ledger.sqlite_group import GroupCommit
 
 T = TypeVar("T")
 
@@ -53,27 +55,28 @@ class SqliteLedger:
     def __init__(self, path: Path | str, *, busy_timeout_s: float = 10.0) -> None:
         self._path = Path(path)
         self._busy_timeout_s = busy_timeout_s
-        self._executor: ThreadPoolExecutor | None = None
+        self._group: GroupCommit | None = None
         self._conn: sqlite3.Connection | None = None
 
     async def start(self) -> None:
-        if self._executor is not None:
+        if self._group is not None:
             raise LedgerError("ledger already started")
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ledger-sqlite")
+        self._group = GroupCommit(lambda: self._conn)
         try:
-            await self._submit(self._open)
+            await self._submit(self._open, grouped=False)
         except BaseException:
             await self.close()
             raise
 
     async def close(self) -> None:
-        if self._executor is None:
+        group = self._group
+        if group is None:
             return
         try:
-            await self._submit(self._close_connection)
+            await self._submit(self._close_connection, grouped=False)
         finally:
-            self._executor.shutdown(wait=True)
-            self._executor = None
+            self._group = None
+            await asyncio.to_thread(group.stop)
 
     async def reserve(
         self,
@@ -230,11 +233,13 @@ class SqliteLedger:
             raise LedgerError("ledger is not started")
         return op(self._conn, *args)
 
-    async def _submit(self, job: Callable[[], T]) -> T:
-        if self._executor is None:
+    async def _submit(self, job: Callable[[], T], *, grouped: bool = True) -> T:
+        """Run `job` on the worker thread: with `grouped`, inside the next group
+        commit (`sqlite_group`), answered once that commit has returned."""
+        if self._group is None:
             raise LedgerError("ledger is not started")
-        loop = asyncio.get_running_loop()
         try:
-            return await loop.run_in_executor(self._executor, job)
+            result: T = await self._group.submit(job, grouped=grouped)
+            return result
         except (sqlite3.Error, OSError) as exc:
             raise LedgerUnavailable(f"sqlite ledger {self._path}: {exc}") from exc

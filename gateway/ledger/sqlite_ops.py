@@ -86,7 +86,22 @@ def _enable_wal(conn: sqlite3.Connection, deadline: float) -> None:
 
 @contextmanager
 def write(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
-    """BEGIN IMMEDIATE … COMMIT, rolled back on any error (including in COMMIT)."""
+    """BEGIN IMMEDIATE … COMMIT, rolled back on any error (including in COMMIT).
+
+    Inside a transaction already (a group commit, `sqlite_group`) it is this
+    job's savepoint instead: its writes are undone alone on an error, and
+    committed with the group's COMMIT."""
+    if conn.in_transaction:
+        conn.execute("SAVEPOINT job")
+        try:
+            yield conn
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK TO job")
+                conn.execute("RELEASE job")
+            raise
+        conn.execute("RELEASE job")
+        return
     conn.execute("BEGIN IMMEDIATE")
     try:
         yield conn
@@ -99,7 +114,11 @@ def write(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
 
 @contextmanager
 def read(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
-    """A read transaction: every SELECT inside sees the same WAL snapshot."""
+    """A read transaction: every SELECT inside sees the same WAL snapshot (inside
+    a group commit's transaction, that transaction's)."""
+    if conn.in_transaction:
+        yield conn
+        return
     conn.execute("BEGIN")
     try:
         yield conn

@@ -1,0 +1,125 @@
+"""Group commit in the SQLite ledger: jobs queued together share one
+transaction and one commit, yet each behaves as if it had its own: serial,
+atomic, durable before it answers, and alone in failing."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import threading
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from gateway.ledger import BudgetExhausted, LedgerUnavailable, Period
+from gateway.ledger import sqlite_ops as ops
+from gateway.ledger.sqlite import SqliteLedger
+
+from .support import LEASE_S, PRICE, T0, day, usage
+
+
+@pytest.fixture
+async def ledger(tmp_path: Path) -> AsyncIterator[SqliteLedger]:
+    ledger = SqliteLedger(tmp_path / "ledger.db")
+    await ledger.start()
+    yield ledger
+    await ledger.close()
+
+
+_PARKED: set[asyncio.Future[object]] = set()
+
+
+async def _held(ledger: SqliteLedger) -> threading.Event:
+    """Park the worker thread on a job of its own until the event is set, so
+    everything submitted meanwhile lands in one batch."""
+    release, parked = threading.Event(), threading.Event()
+
+    def park() -> None:
+        parked.set()
+        release.wait(10)
+
+    assert ledger._group is not None
+    parking = asyncio.ensure_future(ledger._group.submit(park, grouped=False))
+    await asyncio.to_thread(parked.wait, 10)
+    _PARKED.add(parking)
+    parking.add_done_callback(_PARKED.discard)
+    return release
+
+
+def _rows(path: Path, sql: str) -> list[tuple[object, ...]]:
+    """Read with a connection of its own: only what is committed is visible."""
+    conn = sqlite3.connect(path)
+    try:
+        return conn.execute(sql).fetchall()
+    finally:
+        conn.close()
+
+
+async def test_concurrent_reservations_share_commits_and_buy_exactly_the_limit(
+    ledger: SqliteLedger,
+) -> None:
+    release = await _held(ledger)
+    attempts = [
+        ledger.reserve("acme", f"r{i}", PRICE, [day(10 * PRICE)], now=T0, lease_s=LEASE_S)
+        for i in range(25)
+    ]
+    pending = asyncio.gather(*attempts, return_exceptions=True)
+    await asyncio.sleep(0.05)  # all 25 queued behind the parked job
+    release.set()
+    results = await pending
+    granted = [r for r in results if not isinstance(r, BaseException)]
+    refused = [r for r in results if isinstance(r, BaseException)]
+    assert len(granted) == 10
+    assert all(isinstance(r, BudgetExhausted) for r in refused)
+    assert ledger._group is not None
+    assert ledger._group.batches == 1
+    # Committed before anyone was answered: another connection sees all ten.
+    held = _rows(ledger._path, "SELECT COUNT(*), SUM(remaining_micros) FROM reservations")
+    assert held == [(10, 10 * PRICE)]
+
+
+async def test_a_failing_job_is_rolled_back_alone(ledger: SqliteLedger) -> None:
+    first = await ledger.reserve("acme", "r1", PRICE, [day(PRICE)], now=T0, lease_s=LEASE_S)
+    release = await _held(ledger)
+
+    def fails_after_writing(conn: sqlite3.Connection) -> None:
+        with ops.write(conn):
+            ops.set_budget(conn, "acme", Period.DAY, 123)
+            raise RuntimeError("boom")
+
+    lost = ledger._run(fails_after_writing)
+    billed = ledger.settle(first.id, usage("acme", "r1"))
+    other = ledger.reserve("globex", "g1", PRICE, [day(PRICE)], now=T0, lease_s=LEASE_S)
+    pending = asyncio.gather(lost, billed, other, return_exceptions=True)
+    await asyncio.sleep(0.05)
+    release.set()
+    failed, settled, reserved = await pending
+    assert isinstance(failed, RuntimeError)
+    assert settled is None
+    assert not isinstance(reserved, BaseException)
+    records = _rows(ledger._path, "SELECT tenant, request_id FROM usage_records")
+    assert records == [("acme", "r1")]
+    assert _rows(ledger._path, "SELECT COUNT(*) FROM budget_overrides") == [(0,)]  # undone
+    held = _rows(ledger._path, "SELECT tenant, remaining_micros FROM reservations ORDER BY tenant")
+    assert held == [("acme", 0), ("globex", PRICE)]  # acme's settled, globex's reserved
+
+
+async def test_a_lost_transaction_fails_the_whole_batch_and_commits_none_of_it(
+    ledger: SqliteLedger,
+) -> None:
+    """If SQLite rolls the shared transaction back mid-batch (an I/O error does),
+    no job may report success, and none may run on its own outside it."""
+    release = await _held(ledger)
+    before = ledger.reserve("acme", "r1", PRICE, [day(5 * PRICE)], now=T0, lease_s=LEASE_S)
+    lose = ledger._run(lambda conn: conn.execute("ROLLBACK"))
+    after = ledger.reserve("acme", "r2", PRICE, [day(5 * PRICE)], now=T0, lease_s=LEASE_S)
+    pending = asyncio.gather(before, lose, after, return_exceptions=True)
+    await asyncio.sleep(0.05)
+    release.set()
+    results = await pending
+    assert all(isinstance(r, LedgerUnavailable) for r in results), results
+    assert _rows(ledger._path, "SELECT COUNT(*) FROM reservations") == [(0,)]
+    # The ledger goes on: the next job gets a transaction of its own.
+    again = await ledger.reserve("acme", "r3", PRICE, [day(5 * PRICE)], now=T0, lease_s=LEASE_S)
+    assert again.amount_micros == PRICE
