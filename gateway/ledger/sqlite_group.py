@@ -10,6 +10,9 @@ transaction), then commits once and only then answers them. So:
   atomic and serial, exactly as with one transaction per job;
 - a job that fails is rolled back to its savepoint alone and gets its error;
   the others commit;
+- a job whose caller stopped waiting before it started (a store timeout on
+  a deep queue) is withdrawn and never runs: a timed-out settle that was
+  still queued bills nothing;
 - nobody hears "done" before the shared COMMIT has returned (with
   `synchronous=FULL`, before it is on disk): a settle is durable before its
   image is sent, as before. If the COMMIT fails, every job of the batch gets
@@ -27,7 +30,7 @@ import queue
 import sqlite3
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 log = logging.getLogger(__name__)
@@ -39,6 +42,26 @@ class _Job:
     loop: asyncio.AbstractEventLoop
     future: asyncio.Future[Any]
     grouped: bool  # False: runs alone, outside any transaction (open, close)
+    # A caller that stops waiting (a store timeout cancels it) withdraws a job
+    # that has not started: it never runs, so it never commits.
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    started: bool = False
+    withdrawn: bool = False
+
+    def start(self) -> bool:
+        """Claim the job for the worker; False if its caller withdrew it."""
+        with self.lock:
+            if self.withdrawn:
+                return False
+            self.started = True
+            return True
+
+    def withdraw(self) -> bool:
+        """Take the job back unless the worker has started it; whether it was."""
+        with self.lock:
+            if not self.started:
+                self.withdrawn = True
+            return self.withdrawn
 
 
 class GroupCommit:
@@ -57,8 +80,14 @@ class GroupCommit:
     async def submit(self, work: Callable[[], Any], *, grouped: bool = True) -> Any:
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Any] = loop.create_future()
-        self._queue.put(_Job(work, loop, future, grouped))
-        return await future
+        job = _Job(work, loop, future, grouped)
+        self._queue.put(job)
+        try:
+            return await future
+        except asyncio.CancelledError:
+            if job.withdraw():
+                log.debug("ledger job withdrawn before it ran")
+            raise
 
     def stop(self) -> None:
         """Finish the jobs queued so far, then end the thread."""
@@ -71,7 +100,8 @@ class GroupCommit:
             if first is None:
                 return
             if not first.grouped:
-                _answer(first, *_run(first.work))
+                if first.start():
+                    _answer(first, *_run(first.work))
                 continue
             batch, stop = [first], False
             while len(batch) < self._max_batch:
@@ -82,10 +112,11 @@ class GroupCommit:
                 if job is None:
                     stop = True
                     break
-                if not job.grouped:  # runs alone: put it back behind this batch
+                if not job.grouped:  # runs alone: after this batch
                     self._commit(batch)
                     batch = []
-                    _answer(job, *_run(job.work))
+                    if job.start():
+                        _answer(job, *_run(job.work))
                     continue
                 batch.append(job)
             if batch:
@@ -94,6 +125,9 @@ class GroupCommit:
                 return
 
     def _commit(self, batch: list[_Job]) -> None:
+        batch = [job for job in batch if job.start()]  # withdrawn ones never run
+        if not batch:
+            return
         conn = self._connection()
         if conn is None:
             from gateway.ledger.base import LedgerError

@@ -123,3 +123,20 @@ async def test_a_lost_transaction_fails_the_whole_batch_and_commits_none_of_it(
     # The ledger goes on: the next job gets a transaction of its own.
     again = await ledger.reserve("acme", "r3", PRICE, [day(5 * PRICE)], now=T0, lease_s=LEASE_S)
     assert again.amount_micros == PRICE
+
+
+async def test_a_job_whose_caller_gave_up_while_it_queued_never_runs(
+    ledger: SqliteLedger,
+) -> None:
+    """A store timeout on a deep queue must not leave a settle that commits
+    later, billing an image that was never sent."""
+    reservation = await ledger.reserve("acme", "r1", PRICE, [day(PRICE)], now=T0, lease_s=LEASE_S)
+    release = await _held(ledger)
+    with pytest.raises(TimeoutError):
+        await asyncio.wait_for(ledger.settle(reservation.id, usage("acme", "r1")), 0.05)
+    kept = asyncio.ensure_future(ledger.settle(reservation.id, usage("acme", "r1", 1)))
+    await asyncio.sleep(0.05)
+    release.set()
+    await kept
+    billed = _rows(ledger._path, "SELECT image_index FROM usage_records")
+    assert billed == [(1,)]  # only the settle that was still awaited
