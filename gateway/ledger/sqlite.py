@@ -207,6 +207,11 @@ class SqliteLedger:
     async def recent_audit(self, tenant: str | None, *, limit: int = 100) -> list[AuditEntry]:
         return await self._run(audit_ops.recent_audit, tenant, require_page_limit(limit))
 
+    def progress(self) -> float | None:
+        """When the writer thread last finished work (time.monotonic()); None
+        before start. The store guard reads it to tell a queue from a hang."""
+        return self._group.last_progress if self._group is not None else None
+
     # -- the worker thread -------------------------------------------------
 
     def _open(self) -> None:

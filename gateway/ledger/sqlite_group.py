@@ -29,6 +29,7 @@ import logging
 import queue
 import sqlite3
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -76,6 +77,9 @@ class GroupCommit:
         self._thread = threading.Thread(target=self._serve, name="ledger-sqlite", daemon=True)
         self._thread.start()
         self.batches = 0  # commits made for grouped jobs (for tests and benches)
+        # When the worker last finished a job or a batch (time.monotonic()):
+        # the store guard tells a deep queue (recent) from a hung disk (stale).
+        self.last_progress = time.monotonic()
 
     async def submit(self, work: Callable[[], Any], *, grouped: bool = True) -> Any:
         loop = asyncio.get_running_loop()
@@ -102,6 +106,7 @@ class GroupCommit:
             if not first.grouped:
                 if first.start():
                     _answer(first, *_run(first.work))
+                    self.last_progress = time.monotonic()
                 continue
             batch, stop = [first], False
             while len(batch) < self._max_batch:
@@ -117,6 +122,7 @@ class GroupCommit:
                     batch = []
                     if job.start():
                         _answer(job, *_run(job.work))
+                        self.last_progress = time.monotonic()
                     continue
                 batch.append(job)
             if batch:
@@ -162,6 +168,7 @@ class GroupCommit:
                 _answer(job, False, exc)
             return
         self.batches += 1
+        self.last_progress = time.monotonic()
         for job, (ok, value) in zip(batch, outcomes, strict=True):
             _answer(job, ok, value)
 

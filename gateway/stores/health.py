@@ -33,6 +33,8 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 OnChange = Callable[[bool], Awaitable[None]]
 Probe = Callable[[], Awaitable[object]]
+# When the store last finished a piece of work (time.monotonic()), if it can tell.
+Progress = Callable[[], float | None]
 
 
 @dataclass
@@ -47,6 +49,13 @@ class _Store:
     epoch: int = 0
     reason: str = ""
     down_since: float = 0.0
+    progress: Progress | None = None
+
+    def busy(self) -> bool:
+        """Whether the store finished some work within its timeout: a call that
+        is late because it queues behind others is waiting, not hung."""
+        last = self.progress() if self.progress is not None else None
+        return last is not None and time.monotonic() - last < self.timeout_s
 
 
 class StoreHealth:
@@ -63,19 +72,28 @@ class StoreHealth:
         self._background: set[asyncio.Task[Any]] = set()
 
     def add(
-        self, name: str, *, timeout_s: float, probe: Probe, unavailable: type[Exception]
+        self,
+        name: str,
+        *,
+        timeout_s: float,
+        probe: Probe,
+        unavailable: type[Exception],
+        progress: Progress | None = None,
     ) -> None:
         """Track store `name` (initially up).
 
         `unavailable` is the store's error for "cannot answer": raised by the
         store it marks it down, and it is what a timed-out or fast-failed call
-        raises (built from one message argument).
+        raises (built from one message argument). `progress`, if given, says
+        when the store last finished any work: a call past its timeout keeps
+        waiting, window by window, while the store is still finishing others
+        (a deep queue under load is not an outage).
         """
         if name in self._stores:
             raise ValueError(f"store {name!r} is already tracked")
         if not timeout_s > 0:
             raise ValueError(f"timeout_s must be > 0, got {timeout_s}")
-        self._stores[name] = _Store(name, timeout_s, probe, unavailable)
+        self._stores[name] = _Store(name, timeout_s, probe, unavailable, progress=progress)
 
     @property
     def all_up(self) -> bool:
@@ -154,10 +172,16 @@ class StoreHealth:
     ) -> T:
         task: asyncio.Task[T] = asyncio.create_task(_run(op))
         try:
-            async with asyncio.timeout(store.timeout_s):
-                # Shielded: on timeout only this wait is cancelled, and it
-                # returns now instead of when the store's client has unwound.
-                return await asyncio.shield(task)
+            while True:
+                try:
+                    async with asyncio.timeout(store.timeout_s):
+                        # Shielded: on timeout only this wait is cancelled, and it
+                        # returns now instead of when the store's client has unwound.
+                        return await asyncio.shield(task)
+                except TimeoutError:
+                    if task.done() or not store.busy():
+                        raise
+                    # Late but the store is working through others: wait on.
         except TimeoutError as exc:
             self._abandon(task, store.name, what)
             if task.done() and not task.cancelled() and task.exception() is None:

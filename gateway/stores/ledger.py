@@ -48,7 +48,14 @@ class TimedLedger:
         self._health = health
         self._name = name
         self._timeout_s = timeout_s
-        health.add(name, timeout_s=timeout_s, probe=self._probe, unavailable=LedgerUnavailable)
+        health.add(
+            name,
+            timeout_s=timeout_s,
+            probe=self._probe,
+            unavailable=LedgerUnavailable,
+            # Only a ledger that defines it (SqliteLedger), not any proxy's __getattr__.
+            progress=ledger.progress if hasattr(type(ledger), "progress") else None,  # type: ignore[attr-defined]
+        )
 
     @property
     def inner(self) -> Ledger:

@@ -27,6 +27,7 @@ from gateway.ledger import (
     Period,
     UsageRecord,
 )
+from gateway.ledger.sqlite import SqliteLedger
 from gateway.limits import Limiter, LimiterUnavailable, RateLimit, RateRequest
 from gateway.rpc import as_gateway_error
 from gateway.stores import (
@@ -421,3 +422,53 @@ async def test_grpc_health_follows_the_stores() -> None:
         watcher.cancel()
         await asyncio.gather(watcher, return_exceptions=True)
         await server.stop(0)
+
+
+async def test_a_call_queued_behind_a_busy_store_waits_and_a_stalled_one_fails() -> None:
+    """Late because the store is working through others (it keeps finishing
+    work): the call waits on and the store stays up. Late with no progress at
+    all: an outage, as before."""
+    health = StoreHealth(probe_interval_s=60)
+    last = {"at": time.monotonic()}
+    health.add(
+        LEDGER, timeout_s=0.1, probe=asyncio.sleep, unavailable=LedgerUnavailable,
+        progress=lambda: last["at"],
+    )  # fmt: skip
+
+    async def busy_store() -> None:  # finishes other work every 20 ms for 0.5 s
+        for _ in range(25):
+            await asyncio.sleep(0.02)
+            last["at"] = time.monotonic()
+
+    async def queued() -> str:
+        await asyncio.sleep(0.45)  # five timeouts' worth behind the others
+        return "done"
+
+    worker = asyncio.create_task(busy_store())
+    assert await health.call(LEDGER, "reserve", queued) == "done"
+    await worker
+    assert health.is_up(LEDGER)
+
+    async def stalled() -> str:
+        await asyncio.sleep(10)
+        return "never"
+
+    with pytest.raises(LedgerUnavailable, match=r"did not answer within 0\.1s"):
+        await health.call(LEDGER, "reserve", stalled)
+    assert not health.is_up(LEDGER)
+
+
+async def test_the_sqlite_ledger_tells_a_deep_queue_from_a_hang(tmp_path) -> None:
+    """The embedded ledger's writer reports its progress to the guard."""
+    raw = SqliteLedger(tmp_path / "ledger.db")
+    await raw.start()
+    try:
+        before = raw.progress()
+        assert before is not None
+        await raw.recent_usage(None)
+        after = raw.progress()
+        assert after is not None
+        assert after >= before
+    finally:
+        await raw.close()
+    assert raw.progress() is None
