@@ -24,6 +24,7 @@ from pathlib import Path
 from PIL import Image as PILImage
 
 from gateway.domain import ImageJob, InputImage
+from gateway.fanout import SendBuffer
 from gateway.provenance import watermark
 from gateway.provenance.devchain import ensure_dev_chain
 from gateway.provenance.manifest import Claims, Ingredient, ManifestSigner, read_manifest
@@ -81,12 +82,14 @@ class Marker:
         jpeg_quality: int = 95,
         png_compress_level: int = 3,
         workers: int = 0,
+        max_pixels_in_flight: int = 16_777_216,
     ) -> None:
         self._signer = signer
         self.trust_anchors = trust_anchors
         self._tenant_key = tenant_key
         self._jpeg_quality = jpeg_quality
         self._png_compress_level = png_compress_level
+        self._pixels = SendBuffer(max_pixels_in_flight)  # a budget, here of pixels
         self._pool = ThreadPoolExecutor(
             max_workers=workers or os.cpu_count() or 1, thread_name_prefix="provenance"
         )
@@ -114,6 +117,7 @@ class Marker:
             tenant_key=tenant_key,
             jpeg_quality=settings.jpeg_quality,
             png_compress_level=settings.png_compress_level,
+            max_pixels_in_flight=settings.max_pixels_in_flight,
             workers=settings.workers,
         )
 
@@ -134,8 +138,16 @@ class Marker:
             watermark_alg=watermark.ALGORITHM,
         )
         ingredient = edited_input(job)
+        _, width, height = _header(data)
+        pixels = max(1, width * height)
+        await self._pixels.take(pixels)
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._pool, self._mark, data, claims, ingredient)
+        marking = loop.run_in_executor(self._pool, self._mark, data, claims, ingredient)
+        # Given back when the work ends, not when a cancelled caller stops
+        # waiting: the memory is held until the thread lets go of it.
+        marking.add_done_callback(lambda _: self._pixels.give(pixels))
+        marked: Marked = await asyncio.shield(marking)
+        return marked
 
     async def run(self, work: object, *args: object) -> object:
         """Run other provenance work (detection) on the same pool."""

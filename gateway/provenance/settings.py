@@ -53,6 +53,13 @@ class ProvenanceSettings(BaseModel):
     detect_max_pixels: int = Field(
         40_000_000, gt=0, description="largest decoded image DetectProvenance accepts"
     )
+    max_pixels_in_flight: int = Field(
+        16_777_216,
+        gt=0,
+        description="pixels being watermarked at once, all images together: embedding "
+        "peaks at ~35 bytes a pixel (a 4096x4096 image ~590 MiB), so this bounds the "
+        "memory provenance takes; an image larger than the budget still goes alone",
+    )
     workers: int = Field(
         0,
         ge=0,
