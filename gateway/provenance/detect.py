@@ -54,8 +54,8 @@ class Detector:
         self._max_pixels = settings.detect_max_pixels
 
     async def detect(self, tenant_id: str, data: bytes) -> pb.DetectProvenanceResponse:
-        mime = self._checked(data)
-        found = await self._marker.run(self._examine, data, mime)
+        mime, pixels = self._checked(data)
+        found = await self._marker.run(pixels, self._examine, data, mime)
         assert isinstance(found, _Findings)
         response = pb.DetectProvenanceResponse(
             manifest=manifest_check(found.manifest),
@@ -72,8 +72,9 @@ class Detector:
         response.record.CopyFrom(provenance_record(record, data))
         return response
 
-    def _checked(self, data: bytes) -> str:
-        """The image's MIME type, or INVALID_ARGUMENT naming the rule it broke."""
+    def _checked(self, data: bytes) -> tuple[str, int]:
+        """The image's MIME type and pixel count, or INVALID_ARGUMENT naming
+        the rule it broke."""
         if not data:
             raise _bad("must not be empty")
         if len(data) > self._max_bytes:
@@ -87,7 +88,7 @@ class Detector:
             raise _bad(f"must be a PNG, JPEG or WebP image (got {fmt or 'unknown'})")
         if width * height > self._max_pixels:
             raise _bad(f"must have at most {self._max_pixels} pixels (got {width}x{height})")
-        return _FORMATS[fmt]
+        return _FORMATS[fmt], width * height
 
     def _examine(self, data: bytes, mime: str) -> _Findings:
         report = read_manifest(data, mime, self._marker.trust_anchors)

@@ -20,6 +20,7 @@ import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from PIL import Image as PILImage
 
@@ -139,20 +140,23 @@ class Marker:
         )
         ingredient = edited_input(job)
         _, width, height = _header(data)
-        pixels = max(1, width * height)
-        await self._pixels.take(pixels)
-        loop = asyncio.get_running_loop()
-        marking = loop.run_in_executor(self._pool, self._mark, data, claims, ingredient)
-        # Given back when the work ends, not when a cancelled caller stops
-        # waiting: the memory is held until the thread lets go of it.
-        marking.add_done_callback(lambda _: self._pixels.give(pixels))
-        marked: Marked = await asyncio.shield(marking)
+        marked: Marked = await self._bounded(max(1, width * height), self._mark, data,
+                                             claims, ingredient)  # fmt: skip
         return marked
 
-    async def run(self, work: object, *args: object) -> object:
-        """Run other provenance work (detection) on the same pool."""
+    async def run(self, pixels: int, work: Any, *args: object) -> object:
+        """Run other provenance work (detection) on the same pool and under
+        the same pixel budget (`pixels`: the size of the image it reads)."""
+        return await self._bounded(max(1, pixels), work, *args)
+
+    async def _bounded(self, pixels: int, work: Any, *args: object) -> Any:
+        await self._pixels.take(pixels)
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._pool, work, *args)  # type: ignore[arg-type]
+        running = loop.run_in_executor(self._pool, work, *args)
+        # Given back when the work ends, not when a cancelled caller stops
+        # waiting: the memory is held until the thread lets go of it.
+        running.add_done_callback(lambda _: self._pixels.give(pixels))
+        return await asyncio.shield(running)
 
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)

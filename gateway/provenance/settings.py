@@ -56,7 +56,7 @@ class ProvenanceSettings(BaseModel):
     max_pixels_in_flight: int = Field(
         16_777_216,
         gt=0,
-        description="pixels being watermarked at once, all images together: embedding "
+        description="pixels being watermarked or detected at once, all images together: embedding "
         "peaks at ~35 bytes a pixel (a 4096x4096 image ~590 MiB), so this bounds the "
         "memory provenance takes; an image larger than the budget still goes alone",
     )
