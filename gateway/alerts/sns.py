@@ -15,14 +15,12 @@ from contextlib import AsyncExitStack
 from typing import Any
 
 from aiobotocore.config import AioConfig
-from aiobotocore.session import AioSession
 
 from gateway.alerts.event import BudgetAlert
 from gateway.alerts.settings import SnsSettings
+from gateway.backends.aws import open_client
 
 SUBJECT_MAX = 100  # SNS's limit for an e-mail subject
-# For an endpoint_url (LocalStack, a test stub) when the AWS chain has no keys.
-_LOCAL_CREDENTIALS = {"aws_access_key_id": "local", "aws_secret_access_key": "local"}
 
 
 class SnsSink:
@@ -41,18 +39,12 @@ class SnsSink:
     async def start(self) -> None:
         if self._client is not None:
             return
-        session = AioSession()
-        async with AsyncExitStack() as stack:
-            self._client = await stack.enter_async_context(
-                session.create_client(
-                    "sns",
-                    region_name=self._settings.effective_region,
-                    endpoint_url=self._settings.endpoint_url,
-                    config=self._config(),
-                    **await self._local_credentials(session),
-                )
-            )
-            self._stack = stack.pop_all()
+        self._client, self._stack = await open_client(
+            "sns",
+            region=self._settings.effective_region,
+            endpoint_url=self._settings.endpoint_url,
+            config=self._config(),
+        )
 
     async def close(self) -> None:
         stack, self._stack = self._stack, None
@@ -72,11 +64,6 @@ class SnsSink:
             read_timeout=timeout,
             retries={"total_max_attempts": 2, "mode": "standard"},
         )
-
-    async def _local_credentials(self, session: AioSession) -> dict[str, str]:
-        if self._settings.endpoint_url is None or await session.get_credentials() is not None:
-            return {}
-        return dict(_LOCAL_CREDENTIALS)
 
 
 def publish_arguments(topic_arn: str, alert: BudgetAlert) -> dict[str, Any]:

@@ -43,7 +43,6 @@ from typing import Any
 
 import aiohttp
 import grpc
-from aiobotocore.session import AioSession
 from botocore.config import Config
 from botocore.exceptions import (
     ClientError,
@@ -55,6 +54,7 @@ from botocore.exceptions import ConnectionError as BotoConnectionError
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind
 
+from gateway.backends.aws import open_client
 from gateway.dialects import GeneratedImage, encode_body, parse_response
 from gateway.domain import ImageJob
 from gateway.errors import (
@@ -85,7 +85,6 @@ __all__ = ["BedrockBackend", "BedrockConfig", "backoff_delay"]
 _READ_TIMEOUT = 900.0
 # Used only when an endpoint_url (the emulator) is set and the AWS credential
 # chain finds nothing: the emulator does not check signatures.
-_EMULATOR_CREDENTIALS = {"aws_access_key_id": "emulator", "aws_secret_access_key": "emulator"}
 _CONTENT_FILTER = "blocked by our content filters"
 _THROTTLED = "ThrottlingException"
 _RETRYABLE_CODES = frozenset(
@@ -146,18 +145,13 @@ class BedrockBackend:
         """Create the shared client; credentials come from the standard AWS chain."""
         if self._client is not None:
             return
-        session = AioSession()
-        async with AsyncExitStack() as stack:
-            self._client = await stack.enter_async_context(
-                session.create_client(
-                    "bedrock-runtime",
-                    region_name=self._config.region,
-                    endpoint_url=self._config.endpoint_url,
-                    config=self._botocore_config(),
-                    **await self._emulator_credentials(session),
-                )
-            )
-            self._stack = stack.pop_all()
+        self._client, self._stack = await open_client(
+            "bedrock-runtime",
+            region=self._config.region,
+            endpoint_url=self._config.endpoint_url,
+            config=self._botocore_config(),
+            dummy_key="emulator",
+        )
 
     @property
     def client(self) -> Any:
@@ -304,12 +298,6 @@ class BedrockBackend:
             # {"max_attempts": 1} would still retry once; total_max_attempts is total.
             retries={"total_max_attempts": 1, "mode": "standard"},
         )
-
-    async def _emulator_credentials(self, session: AioSession) -> dict[str, str]:
-        """Dummy keys for the emulator, only when the AWS chain has none."""
-        if self._config.endpoint_url is None or await session.get_credentials() is not None:
-            return {}
-        return dict(_EMULATOR_CREDENTIALS)
 
 
 def backoff_delay(attempt: int, config: BedrockConfig, rng: random.Random) -> float:

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from gateway.cli.client import add_admin_key, add_target
@@ -119,53 +119,60 @@ def _run_usage(args: argparse.Namespace) -> int:
 
 
 def _run_records(args: argparse.Namespace) -> int:
-    response = call(args, lambda gw: gw.usage_records(args.tenant, args.limit))
-    if response is None:
-        return 2
-    if args.json:
-        print_json(response)
-        return 0
     header = ("CREATED", "TENANT", "REQUEST", "#", "MODEL", "TASK", "SIZE", "QUALITY", "COST",
               "ARM")  # fmt: skip
-    rows = [
-        [when(r.created_at), r.tenant_id, r.request_id, str(r.image_index), r.model, r.task,
-         f"{r.width}x{r.height}", r.quality, format_usd(r.cost_micros), r.route_arm or "-"]
-        for r in response.records
-    ]  # fmt: skip
-    _print_rows(header, rows, "no usage records")
-    return 0
+    return _listing(
+        args, lambda gw: gw.usage_records(args.tenant, args.limit), header,
+        lambda response: [
+            [when(r.created_at), r.tenant_id, r.request_id, str(r.image_index), r.model,
+             r.task, f"{r.width}x{r.height}", r.quality, format_usd(r.cost_micros),
+             r.route_arm or "-"]
+            for r in response.records
+        ],
+        "no usage records",
+    )  # fmt: skip
 
 
 def _run_denials(args: argparse.Namespace) -> int:
-    response = call(args, lambda gw: gw.denials(args.tenant, args.limit))
-    if response is None:
-        return 2
-    if args.json:
-        print_json(response)
-        return 0
     header = ("CREATED", "TENANT", "REQUEST", "REASON", "RULE", "MESSAGE")
-    rows = [
-        [when(d.created_at), d.tenant_id, d.request_id, d.reason, d.rule or "-", d.message]
-        for d in response.denials
-    ]
-    _print_rows(header, rows, "no denials")
-    return 0
+    return _listing(
+        args, lambda gw: gw.denials(args.tenant, args.limit), header,
+        lambda response: [
+            [when(d.created_at), d.tenant_id, d.request_id, d.reason, d.rule or "-", d.message]
+            for d in response.denials
+        ],
+        "no denials",
+    )  # fmt: skip
 
 
 def _run_audit(args: argparse.Namespace) -> int:
-    response = call(args, lambda gw: gw.audit_log(args.tenant, args.limit))
+    header = ("CREATED", "ACTOR", "ACTION", "TENANT", "PERIOD", "CHANGE", "OUTCOME")
+    return _listing(
+        args, lambda gw: gw.audit_log(args.tenant, args.limit), header,
+        lambda response: [
+            [when(e.created_at), e.actor, _action(e.action), e.tenant_id or "-",
+             _period(e.period), _change(e), _outcome(e)]
+            for e in response.entries
+        ],
+        "no admin actions recorded",
+    )  # fmt: skip
+
+
+def _listing(
+    args: argparse.Namespace,
+    fetch: Callable[[Any], Awaitable[Any]],
+    header: tuple[str, ...],
+    rows: Callable[[Any], list[list[str]]],
+    empty: str,
+) -> int:
+    """One admin listing: the response as JSON with --json, else a table."""
+    response = call(args, fetch)
     if response is None:
         return 2
     if args.json:
         print_json(response)
-        return 0
-    header = ("CREATED", "ACTOR", "ACTION", "TENANT", "PERIOD", "CHANGE", "OUTCOME")
-    rows = [
-        [when(e.created_at), e.actor, _action(e.action), e.tenant_id or "-",
-         _period(e.period), _change(e), _outcome(e)]
-        for e in response.entries
-    ]  # fmt: skip
-    _print_rows(header, rows, "no admin actions recorded")
+    else:
+        _print_rows(header, rows(response), empty)
     return 0
 
 

@@ -27,9 +27,9 @@ from gateway.provenance import watermark
 from gateway.provenance.manifest import ManifestReport, ReadClaims, claims_from_json, read_manifest
 from gateway.provenance.marker import Marker
 from gateway.provenance.settings import ProvenanceSettings
+from gateway.provenance.vocabulary import MIME_TYPES
 from titan.gateway.v1 import image_service_pb2 as pb
 
-_FORMATS = {"PNG": "image/png", "JPEG": "image/jpeg", "WEBP": "image/webp"}
 _STATES = {
     "absent": pb.ManifestCheck.STATE_ABSENT,
     "valid": pb.ManifestCheck.STATE_VALID,
@@ -84,11 +84,11 @@ class Detector:
                 fmt, width, height = img.format or "", img.width, img.height
         except Exception as exc:
             raise _bad("is not a PNG, JPEG or WebP image") from exc
-        if fmt not in _FORMATS:
+        if fmt not in MIME_TYPES:
             raise _bad(f"must be a PNG, JPEG or WebP image (got {fmt or 'unknown'})")
         if width * height > self._max_pixels:
             raise _bad(f"must have at most {self._max_pixels} pixels (got {width}x{height})")
-        return _FORMATS[fmt], width * height
+        return MIME_TYPES[fmt], width * height
 
     def _examine(self, data: bytes, mime: str) -> _Findings:
         report = read_manifest(data, mime, self._marker.trust_anchors)

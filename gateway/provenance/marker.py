@@ -24,14 +24,14 @@ from typing import Any
 
 from PIL import Image as PILImage
 
+from gateway.convert import image_facts
 from gateway.domain import ImageJob, InputImage
 from gateway.fanout import SendBuffer
 from gateway.provenance import watermark
 from gateway.provenance.devchain import ensure_dev_chain
 from gateway.provenance.manifest import Claims, Ingredient, ManifestSigner, read_manifest
 from gateway.provenance.settings import ProvenanceSettings
-
-_MIME = {"PNG": "image/png", "JPEG": "image/jpeg", "WEBP": "image/webp"}
+from gateway.provenance.vocabulary import MIME_TYPES
 
 
 class ProvenanceError(Exception):
@@ -58,8 +58,7 @@ class Marked:
 def unmarked(data: bytes) -> Marked:
     """An image delivered as the backend made it (provenance off, or best effort
     failed): its type and size read from the header, its sha256 taken once."""
-    fmt, width, height = _header(data)
-    mime = _MIME.get(fmt, "application/octet-stream")
+    mime, width, height = _header(data)
     return Marked(data, mime, hashlib.sha256(data).hexdigest(), width=width, height=height)
 
 
@@ -165,14 +164,14 @@ class Marker:
         try:
             with PILImage.open(io.BytesIO(data)) as img:
                 fmt = img.format or ""
-                if fmt not in _MIME:
+                if fmt not in MIME_TYPES:
                     raise ProvenanceError(f"cannot mark a {fmt or 'unknown'} image")
                 img.load()
                 marked = watermark.embed(img, claims.watermark_id)
-            mime = _MIME[fmt]
+            mime = MIME_TYPES[fmt]
             pixels = self._encode(marked, fmt)
             source = (
-                Ingredient(ingredient.data, _MIME[ingredient.format])
+                Ingredient(ingredient.data, MIME_TYPES[ingredient.format])
                 if ingredient is not None
                 else None
             )
@@ -220,9 +219,8 @@ def edited_input(job: ImageJob) -> InputImage | None:
 
 
 def _header(data: bytes) -> tuple[str, int, int]:
-    """(format, width, height) from the header; ("", 0, 0) if no decoder knows it."""
+    """`image_facts`, or ("application/octet-stream", 0, 0) if no decoder knows the bytes."""
     try:
-        with PILImage.open(io.BytesIO(data)) as img:
-            return img.format or "", img.width, img.height
+        return image_facts(data)
     except Exception:
-        return "", 0, 0
+        return "application/octet-stream", 0, 0

@@ -19,6 +19,8 @@ SOFT_BINDING_LABEL = "c2pa.soft-binding"
 _IPTC = "http://cv.iptc.org/newscodes/digitalsourcetype/"
 TRAINED_ALGORITHMIC_MEDIA = _IPTC + "trainedAlgorithmicMedia"
 COMPOSITE_WITH_TRAINED_ALGORITHMIC_MEDIA = _IPTC + "compositeWithTrainedAlgorithmicMedia"
+# The formats the gateway delivers, marks and checks (Pillow's names).
+MIME_TYPES = {"PNG": "image/png", "JPEG": "image/jpeg", "WEBP": "image/webp"}
 
 
 class ManifestError(GatewayError):
