@@ -110,7 +110,7 @@ class PostgresLedger:
             new_reservation_id(), tenant, request_id, amount_micros, expires_at
         )
         async with self._transaction() as conn:
-            await ops.lock_tenant(conn, tenant)
+            await ops.lock_tenant(conn, tenant, durable=False)
             # What is no longer counted must no longer be settled against (the fence).
             await conn.execute(
                 "DELETE FROM reservations WHERE tenant = $1 AND expires_at <= $2", tenant, now

@@ -74,10 +74,25 @@ async def snapshot(conn: Any, tenant: str, now: datetime) -> TenantSnapshot:
     return TenantSnapshot(spent, overrides, rows[0]["reserved"])
 
 
-async def lock_tenant(conn: Any, tenant: str) -> None:
-    """Serialise this tenant's reservations across replicas until the transaction ends."""
+async def lock_tenant(conn: Any, tenant: str, *, durable: bool = True) -> None:
+    """Serialise this tenant's reservations across replicas until the transaction ends.
+
+    `durable=False` (a reservation) also lets this transaction commit without
+    waiting for its WAL flush (`synchronous_commit = off`, this transaction
+    only, in the same round trip). A reservation lost to a server crash is
+    harmless by construction: its settle finds no row and bills only what the
+    budget still covers, under this same lock (`PostgresLedger.settle`), and a
+    settle's own commit is flushed, with every WAL record before it."""
+    if durable:
+        await conn.execute(
+            "SELECT pg_advisory_xact_lock($1, hashtext($2))", TENANT_LOCK_NAMESPACE, tenant
+        )
+        return
     await conn.execute(
-        "SELECT pg_advisory_xact_lock($1, hashtext($2))", TENANT_LOCK_NAMESPACE, tenant
+        "SELECT pg_advisory_xact_lock($1, hashtext($2)),"
+        " set_config('synchronous_commit', 'off', true)",
+        TENANT_LOCK_NAMESPACE,
+        tenant,
     )
 
 

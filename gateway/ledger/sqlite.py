@@ -94,7 +94,7 @@ class SqliteLedger:
         reservation = Reservation(
             new_reservation_id(), tenant, request_id, amount_micros, expires_at
         )
-        await self._run(ops.reserve, reservation, limits, now)
+        await self._run(ops.reserve, reservation, limits, now, durable=False)
         return reservation
 
     async def settle(
@@ -105,13 +105,14 @@ class SqliteLedger:
         await self._run(ops.settle, reservation_id, record, tuple(limits))
 
     async def release(self, reservation_id: str) -> int:
-        return await self._run(ops.release, reservation_id)
+        return await self._run(ops.release, reservation_id, durable=False)
 
     async def renew(self, reservation_id: str, *, now: datetime, lease_s: float) -> bool:
-        return await self._run(ops.renew, reservation_id, now, lease_expiry(now, lease_s))
+        until = lease_expiry(now, lease_s)
+        return await self._run(ops.renew, reservation_id, now, until, durable=False)
 
     async def sweep(self, *, now: datetime) -> int:
-        return await self._run(ops.sweep, now)
+        return await self._run(ops.sweep, now, durable=False)
 
     async def budgets(
         self, tenant: str, limits: Sequence[BudgetLimit], *, now: datetime
@@ -229,22 +230,27 @@ class SqliteLedger:
             self._conn.close()
             self._conn = None
 
-    async def _run(self, op: Callable[..., T], *args: Any) -> T:
-        """Run `op(connection, *args)` on the worker thread."""
-        return await self._submit(functools.partial(self._with_connection, op, *args))
+    async def _run(self, op: Callable[..., T], *args: Any, durable: bool = True) -> T:
+        """Run `op(connection, *args)` on the worker thread. Only reservations,
+        releases, renewals and sweeps pass `durable=False`: they need not survive
+        a power cut (see `sqlite_group`); every settle and every other write does."""
+        job = functools.partial(self._with_connection, op, *args)
+        return await self._submit(job, durable=durable)
 
     def _with_connection(self, op: Callable[..., T], *args: Any) -> T:
         if self._conn is None:
             raise LedgerError("ledger is not started")
         return op(self._conn, *args)
 
-    async def _submit(self, job: Callable[[], T], *, grouped: bool = True) -> T:
+    async def _submit(
+        self, job: Callable[[], T], *, grouped: bool = True, durable: bool = True
+    ) -> T:
         """Run `job` on the worker thread: with `grouped`, inside the next group
         commit (`sqlite_group`), answered once that commit has returned."""
         if self._group is None:
             raise LedgerError("ledger is not started")
         try:
-            result: T = await self._group.submit(job, grouped=grouped)
+            result: T = await self._group.submit(job, grouped=grouped, durable=durable)
             return result
         except (sqlite3.Error, OSError) as exc:
             raise LedgerUnavailable(f"sqlite ledger {self._path}: {exc}") from exc

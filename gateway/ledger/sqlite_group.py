@@ -13,13 +13,24 @@ transaction), then commits once and only then answers them. So:
 - a job whose caller stopped waiting before it started (a store timeout on
   a deep queue) is withdrawn and never runs: a timed-out settle that was
   still queued bills nothing;
-- nobody hears "done" before the shared COMMIT has returned (with
-  `synchronous=FULL`, before it is on disk): a settle is durable before its
-  image is sent, as before. If the COMMIT fails, every job of the batch gets
-  that error and none of their writes exist.
+- nobody hears "done" before the shared COMMIT has returned: a settle is
+  durable before its image is sent, as before. If the COMMIT fails, every job
+  of the batch gets that error and none of their writes exist.
 
 What it saves is the sync per transaction: with many concurrent requests one
 fsync covers all the reservations and settles that arrived during the last.
+
+Durability by write: a job says whether it must be `durable`. A batch with a
+durable job commits at `synchronous=FULL` (the WAL is synced before COMMIT
+returns); a batch of only non-durable jobs (reservations, releases, lease
+renewals) at `synchronous=NORMAL`: committed and visible to every process at
+once, surviving a crash of the process, but not synced until the next FULL
+commit or checkpoint, so a power cut may take it back. The WAL is one file
+appended in order, so a FULL commit syncs every commit before it as well: a
+settle that has been answered can never lose the reservation it settled
+against, and what a power cut can lose is a reservation or release whose
+request died with the machine (a lost release holds budget until its lease
+ends; nothing is overspent).
 """
 
 from __future__ import annotations
@@ -43,6 +54,7 @@ class _Job:
     loop: asyncio.AbstractEventLoop
     future: asyncio.Future[Any]
     grouped: bool  # False: runs alone, outside any transaction (open, close)
+    durable: bool = True  # False: may commit without a sync (see the module doc)
     # A caller that stops waiting (a store timeout cancels it) withdraws a job
     # that has not started: it never runs, so it never commits.
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -81,10 +93,12 @@ class GroupCommit:
         # the store guard tells a deep queue (recent) from a hung disk (stale).
         self.last_progress = time.monotonic()
 
-    async def submit(self, work: Callable[[], Any], *, grouped: bool = True) -> Any:
+    async def submit(
+        self, work: Callable[[], Any], *, grouped: bool = True, durable: bool = True
+    ) -> Any:
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Any] = loop.create_future()
-        job = _Job(work, loop, future, grouped)
+        job = _Job(work, loop, future, grouped, durable)
         self._queue.put(job)
         try:
             return await future
@@ -142,6 +156,8 @@ class GroupCommit:
                 _answer(job, False, LedgerError("ledger is not started"))
             return
         try:
+            level = "FULL" if any(job.durable for job in batch) else "NORMAL"
+            conn.execute(f"PRAGMA synchronous = {level}")
             conn.execute("BEGIN IMMEDIATE")
         except sqlite3.Error as exc:
             for job in batch:

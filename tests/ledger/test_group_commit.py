@@ -140,3 +140,51 @@ async def test_a_job_whose_caller_gave_up_while_it_queued_never_runs(
     await kept
     billed = _rows(ledger._path, "SELECT image_index FROM usage_records")
     assert billed == [(1,)]  # only the settle that was still awaited
+
+
+def _synchronous(conn: sqlite3.Connection) -> int:
+    """The level the running batch commits at: 1 NORMAL (no sync), 2 FULL."""
+    return int(conn.execute("PRAGMA synchronous").fetchone()[0])
+
+
+async def test_reservations_and_releases_alone_commit_without_a_sync(
+    ledger: SqliteLedger,
+) -> None:
+    """Durability by write: a batch of only reservations, releases and renewals
+    need not reach the disk (it dies with the process that holds it), so it
+    commits at synchronous=NORMAL, yet is committed for every other reader."""
+    held = await ledger.reserve("acme", "r0", PRICE, [day(9 * PRICE)], now=T0, lease_s=LEASE_S)
+    release = await _held(ledger)
+    jobs = [
+        ledger.reserve("acme", f"r{i}", PRICE, [day(9 * PRICE)], now=T0, lease_s=LEASE_S)
+        for i in (1, 2)
+    ]
+    jobs.append(ledger.release(held.id))
+    jobs.append(ledger.renew(held.id, now=T0, lease_s=LEASE_S))
+    probe = ledger._run(_synchronous, durable=False)
+    pending = asyncio.gather(*jobs, probe)
+    await asyncio.sleep(0.05)
+    release.set()
+    *_, level = await pending
+    assert level == 1
+    assert ledger._group is not None
+    assert ledger._group.batches == 2  # r0's, then this one
+    assert _rows(ledger._path, "SELECT COUNT(*) FROM reservations") == [(2,)]
+
+
+async def test_a_batch_with_a_settle_commits_with_a_sync(ledger: SqliteLedger) -> None:
+    """A settle must be on disk before its image is sent: the batch it shares
+    with reservations commits at synchronous=FULL, which syncs the WAL, and so
+    every commit before it as well."""
+    reservation = await ledger.reserve("acme", "r1", PRICE, [day(PRICE)], now=T0, lease_s=LEASE_S)
+    release = await _held(ledger)
+    other = ledger.reserve("globex", "g1", PRICE, [day(PRICE)], now=T0, lease_s=LEASE_S)
+    billed = ledger.settle(reservation.id, usage("acme", "r1"))
+    probe = ledger._run(_synchronous, durable=False)
+    pending = asyncio.gather(other, billed, probe)
+    await asyncio.sleep(0.05)
+    release.set()
+    *_, level = await pending
+    assert level == 2
+    # The next batch without a settle goes back to NORMAL.
+    assert await ledger._run(_synchronous, durable=False) == 1
