@@ -4,13 +4,23 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import asyncpg
 import pytest
 
-from gateway.ledger import DenialRecord, PostgresLedger, SqliteLedger, postgres_ops, sqlite_ops
+from gateway.ledger import (
+    BudgetExhausted,
+    DenialRecord,
+    Ledger,
+    PostgresLedger,
+    Reservation,
+    SqliteLedger,
+    postgres_ops,
+    sqlite_ops,
+)
 from gateway.ledger.schema import Migration, load_migrations
 
 from .conftest import Store
@@ -114,8 +124,10 @@ async def test_a_version_1_ledger_upgrades_in_place(
         monkeypatch.setattr(ops, "load_migrations", only_version_1)
         old = await store.make()
         # A reservation taken under version 1 (today's code writes usage rows
-        # with columns version 1 lacks, so the settle happens after the upgrade).
-        reservation = await old.reserve("acme", "r1", PRICE, [day(10 * PRICE)], now=T0, lease_s=60)
+        # with columns version 1 lacks, so the settle happens after the upgrade;
+        # and today's SQLite reserve reads 007's running total, so there the
+        # row is written as version 1's code wrote it).
+        reservation = await _reserve_under_version_1(old, kind)
         await old.close()
         assert await store.schema_versions() == [1]
         monkeypatch.undo()
@@ -123,6 +135,9 @@ async def test_a_version_1_ledger_upgrades_in_place(
         upgraded = await store.make()
 
         assert await store.schema_versions() == VERSIONS
+        # The old reservation still holds its budget after the upgrade.
+        with pytest.raises(BudgetExhausted):
+            await upgraded.reserve("acme", "r2", 10 * PRICE, [day(10 * PRICE)], now=T0, lease_s=60)
         await upgraded.settle(reservation.id, usage("acme", "r1", 0))
         (state,) = await upgraded.budgets("acme", [day(10 * PRICE)], now=T0)
         assert (state.spent_micros, state.reserved_micros) == (PRICE, 0)
@@ -133,3 +148,21 @@ async def test_a_version_1_ledger_upgrades_in_place(
         await asyncio.gather(*(ledger.close() for ledger in store.opened))
         if name is not None:
             await drop_database(name)
+
+
+async def _reserve_under_version_1(ledger: Ledger, kind: str) -> Reservation:
+    if kind == "postgres":
+        return await ledger.reserve("acme", "r1", PRICE, [day(10 * PRICE)], now=T0, lease_s=60)
+    assert isinstance(ledger, SqliteLedger)
+    reservation = Reservation("v1-reservation", "acme", "r1", PRICE, T0 + timedelta(seconds=60))
+
+    def insert(conn: sqlite3.Connection) -> None:
+        conn.execute(
+            "INSERT INTO reservations (id, tenant, request_id, amount_micros,"
+            " remaining_micros, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (reservation.id, "acme", "r1", PRICE, PRICE, sqlite_ops.to_us(T0),
+             sqlite_ops.to_us(reservation.expires_at)),
+        )  # fmt: skip
+
+    await ledger._run(insert)
+    return reservation
