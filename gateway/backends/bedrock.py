@@ -83,8 +83,8 @@ __all__ = ["BedrockBackend", "BedrockConfig", "backoff_delay"]
 # Generation time is bounded by the caller's deadline (asyncio.timeout), not by
 # botocore's 60 s default read timeout, which premium/large images can exceed.
 _READ_TIMEOUT = 900.0
-# Used only when an endpoint_url (the emulator) is set and the AWS credential
-# chain finds nothing: the emulator does not check signatures.
+# aiohttp's TOO_LARGE_BYTES_BODY: above it a raw bytes body draws a warning.
+_RAW_BODY_LIMIT = 1 << 20
 _CONTENT_FILTER = "blocked by our content filters"
 _THROTTLED = "ThrottlingException"
 _RETRYABLE_CODES = frozenset(
@@ -271,9 +271,11 @@ class BedrockBackend:
         try:
             response = await self._client.invoke_model(
                 modelId=model_id,
-                # A file object, fresh per attempt: aiohttp warns (and blocks
-                # the loop) when handed a raw bytes body over 1 MiB.
-                body=io.BytesIO(body),
+                # Bytes up to 1 MiB (aiohttp writes them at once); a file
+                # object, fresh per attempt, above: aiohttp warns (and blocks
+                # the loop) when handed a raw bytes body over 1 MiB. The file
+                # costs ~0.1 ms of CPU more per call (read in chunks).
+                body=body if len(body) <= _RAW_BODY_LIMIT else io.BytesIO(body),
                 contentType="application/json",
                 accept="application/json",
             )
