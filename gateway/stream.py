@@ -134,7 +134,7 @@ class Streamer:
         ticket = await self._admission.admit(
             run.tenant, run.request_id, run.job.config.count, run.decision.estimate_micros, _now()
         )
-        renewer = asyncio.create_task(self._admission.keep_alive(ticket))
+        self._admission.hold(ticket)
         in_flight: dict[int, ImageJob] = {}
         cancelled = False
         try:
@@ -147,7 +147,7 @@ class Streamer:
             cancelled = True
             raise
         finally:
-            renewer.cancel()
+            self._admission.let_go(ticket)
             billable = (
                 {i: j for i, j in in_flight.items() if i not in ticket.settled} if cancelled else {}
             )

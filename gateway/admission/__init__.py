@@ -23,6 +23,7 @@ from datetime import UTC, datetime
 
 from opentelemetry import trace
 
+from gateway.admission.leases import LeaseKeeper
 from gateway.alerts import AlertNotifier, BudgetAlert
 from gateway.errors import BudgetRefused, QuotaExceeded
 from gateway.ledger import (
@@ -81,6 +82,7 @@ class Admission:
         self._ledger = ledger
         self._limiter = limiter
         self._lease_s = lease_s
+        self._leases = LeaseKeeper(ledger, limiter, lease_s)
         self._global_ipm = global_images_per_minute
         # (tenant, period) -> (window start, used fraction last seen)
         self._fractions: dict[tuple[str, str], tuple[datetime, float]] = {}
@@ -182,35 +184,15 @@ class Admission:
                     )  # fmt: skip
                     self._alerts.publish(_alert(state, threshold, request_id))
 
-    async def keep_alive(self, ticket: Ticket) -> None:
-        """Renew the ticket's leases until cancelled (run as a task beside the stream).
+    def hold(self, ticket: Ticket) -> None:
+        """Keep the ticket's leases alive (renewed with every other request's,
+        `leases.LeaseKeeper`) until `let_go`. A refused renewal, or none that
+        succeeded for a whole lease, marks the lease lost: the request starts
+        no more backend calls."""
+        self._leases.hold(ticket)
 
-        A refused renewal, or none that succeeded for a whole lease, marks the
-        lease lost: the request starts no more backend calls."""
-        while not ticket.lease_lost:
-            await asyncio.sleep(self._lease_s / 3)
-            try:
-                if await self._renew(ticket):
-                    ticket.renewed_at = time.monotonic()
-                else:
-                    self._lose(ticket, "its reservation is gone")
-            except Exception:  # a store hiccup: try again next round, within the lease
-                log.warning("could not renew the leases of %s", ticket.request_id, exc_info=True)
-                if time.monotonic() - ticket.renewed_at >= self._lease_s:
-                    self._lose(ticket, f"no renewal succeeded for {self._lease_s:g}s")
-
-    @staticmethod
-    def _lose(ticket: Ticket, why: str) -> None:
-        ticket.lease_lost = True
-        log.warning("request %s lost its lease (%s): no more backend calls", ticket.request_id, why)
-
-    async def _renew(self, ticket: Ticket) -> bool:
-        renewed = await self._ledger.renew(ticket.reservation.id, now=_now(), lease_s=self._lease_s)
-        if ticket.slot is not None:
-            await self._limiter.renew_slot(
-                slot_key(ticket.tenant), ticket.slot, lease_s=self._lease_s
-            )
-        return renewed
+    def let_go(self, ticket: Ticket) -> None:
+        self._leases.let_go(ticket)
 
     async def sweep_forever(self) -> None:
         """Delete expired reservations now and then (reserve ignores them anyway)."""

@@ -176,6 +176,20 @@ class PostgresLedger:
             )
         return renewed is not None
 
+    async def renew_many(
+        self, reservation_ids: Sequence[str], *, now: datetime, lease_s: float
+    ) -> set[str]:
+        until = lease_expiry(now, lease_s)
+        async with self._connection() as conn:
+            rows = await conn.fetch(
+                "UPDATE reservations SET expires_at = GREATEST(expires_at, $2)"
+                " WHERE id = ANY($1::text[]) AND expires_at > $3 RETURNING id",
+                list(reservation_ids),
+                until,
+                now,
+            )
+        return {row["id"] for row in rows}
+
     async def sweep(self, *, now: datetime) -> int:
         async with self._connection() as conn:
             status = await conn.execute("DELETE FROM reservations WHERE expires_at <= $1", now)

@@ -111,6 +111,13 @@ class SqliteLedger:
         until = lease_expiry(now, lease_s)
         return await self._run(ops.renew, reservation_id, now, until, durable=False)
 
+    async def renew_many(
+        self, reservation_ids: Sequence[str], *, now: datetime, lease_s: float
+    ) -> set[str]:
+        until = lease_expiry(now, lease_s)
+        ids = tuple(reservation_ids)
+        return await self._run(ops.renew_many, ids, now, until, durable=False)
+
     async def sweep(self, *, now: datetime) -> int:
         return await self._run(ops.sweep, now, durable=False)
 

@@ -327,6 +327,25 @@ def renew(conn: sqlite3.Connection, reservation_id: str, now: datetime, until: d
     return row is not None
 
 
+def renew_many(
+    conn: sqlite3.Connection, reservation_ids: Sequence[str], now: datetime, until: datetime
+) -> set[str]:
+    renewed: set[str] = set()
+    with write(conn):
+        for start in range(0, len(reservation_ids), _IDS_PER_STATEMENT):
+            ids = reservation_ids[start : start + _IDS_PER_STATEMENT]
+            rows = conn.execute(
+                "UPDATE reservations SET expires_at = MAX(expires_at, ?)"
+                f" WHERE id IN ({', '.join('?' * len(ids))}) AND expires_at > ? RETURNING id",
+                (to_us(until), *ids, to_us(now)),
+            )
+            renewed.update(row[0] for row in rows)
+    return renewed
+
+
+_IDS_PER_STATEMENT = 500  # well under SQLite's bound on variables per statement
+
+
 def sweep(conn: sqlite3.Connection, now: datetime) -> int:
     with write(conn):
         cursor = conn.execute("DELETE FROM reservations WHERE expires_at <= ?", (to_us(now),))

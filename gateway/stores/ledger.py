@@ -116,6 +116,16 @@ class TimedLedger:
             writes=True,
         )
 
+    async def renew_many(
+        self, reservation_ids: Sequence[str], *, now: datetime, lease_s: float
+    ) -> set[str]:
+        return await self._health.call(
+            self._name,
+            "renew_many",
+            lambda: self._ledger.renew_many(reservation_ids, now=now, lease_s=lease_s),
+            writes=True,
+        )
+
     async def sweep(self, *, now: datetime) -> int:
         return await self._health.call(
             self._name, "sweep", lambda: self._ledger.sweep(now=now), writes=True

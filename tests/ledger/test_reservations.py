@@ -207,6 +207,31 @@ async def test_renew_extends_a_live_lease_only(ledger: Ledger) -> None:
     assert not await ledger.renew("no-such-reservation", now=T0, lease_s=10)
 
 
+async def test_renew_many_renews_the_live_leases_in_one_call(ledger: Ledger) -> None:
+    """One call for every request in flight (the lease keeper's round): the
+    live leases are extended and named; expired, released and unknown ones
+    are not, and stay gone."""
+    long = await ledger.reserve("acme", "r1", PRICE, [day(LIMIT)], now=T0, lease_s=20)
+    short = await ledger.reserve("acme", "r2", PRICE, [day(LIMIT)], now=T0, lease_s=5)
+    freed = await ledger.reserve("globex", "g1", PRICE, [], now=T0, lease_s=20)
+    other = await ledger.reserve("globex", "g2", PRICE, [], now=T0, lease_s=20)
+    await ledger.release(freed.id)
+    ids = [long.id, short.id, freed.id, other.id, "no-such-reservation"]
+
+    renewed = await ledger.renew_many(ids, now=T0 + seconds(8), lease_s=20)
+
+    assert renewed == {long.id, other.id}
+    # r1 is held until T0 + 28 s now; r2's lease ended at T0 + 5 s.
+    (state,) = await ledger.budgets("acme", [day(LIMIT)], now=T0 + seconds(25))
+    assert state.reserved_micros == PRICE
+    assert await ledger.renew_many([], now=T0, lease_s=20) == set()
+    many = [
+        (await ledger.reserve("initech", f"m{i}", 1, [], now=T0, lease_s=20)).id
+        for i in range(1200)  # more ids than one SQL statement takes
+    ]
+    assert await ledger.renew_many(many, now=T0 + seconds(1), lease_s=20) == set(many)
+
+
 async def test_renew_after_release_is_refused(ledger: Ledger) -> None:
     reservation = await ledger.reserve("acme", "r1", PRICE, [], now=T0, lease_s=10)
     await ledger.release(reservation.id)
