@@ -185,8 +185,7 @@ class GroupCommit:
             return
         self.batches += 1
         self.last_progress = time.monotonic()
-        for job, (ok, value) in zip(batch, outcomes, strict=True):
-            _answer(job, ok, value)
+        _answer_all(batch, outcomes)
 
 
 def _run(work: Callable[[], Any]) -> tuple[bool, Any]:
@@ -196,16 +195,35 @@ def _run(work: Callable[[], Any]) -> tuple[bool, Any]:
         return False, exc
 
 
-def _answer(job: _Job, ok: bool, value: Any) -> None:
-    def settle() -> None:
-        if job.future.done():  # the caller stopped waiting (cancelled)
-            return
-        if ok:
-            job.future.set_result(value)
-        else:
-            job.future.set_exception(value)
+def _answer_all(batch: list[_Job], outcomes: list[tuple[bool, Any]]) -> None:
+    """Answer a committed batch with one wake-up per event loop, not one per
+    job (each `call_soon_threadsafe` writes to the loop's self-pipe)."""
+    by_loop: dict[asyncio.AbstractEventLoop, list[tuple[_Job, bool, Any]]] = {}
+    for job, (ok, value) in zip(batch, outcomes, strict=True):
+        by_loop.setdefault(job.loop, []).append((job, ok, value))
+    for loop, answers in by_loop.items():
+        try:
+            loop.call_soon_threadsafe(_settle_all, answers)
+        except RuntimeError:  # the loop is closed: nobody is waiting any more
+            log.debug("%d ledger jobs finished after their event loop closed", len(answers))
 
+
+def _settle_all(answers: list[tuple[_Job, bool, Any]]) -> None:
+    for job, ok, value in answers:
+        _settle(job, ok, value)
+
+
+def _settle(job: _Job, ok: bool, value: Any) -> None:
+    if job.future.done():  # the caller stopped waiting (cancelled)
+        return
+    if ok:
+        job.future.set_result(value)
+    else:
+        job.future.set_exception(value)
+
+
+def _answer(job: _Job, ok: bool, value: Any) -> None:
     try:
-        job.loop.call_soon_threadsafe(settle)
+        job.loop.call_soon_threadsafe(_settle, job, ok, value)
     except RuntimeError:  # the loop is closed: nobody is waiting any more
         log.debug("ledger job finished after its event loop closed")
