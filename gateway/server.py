@@ -19,6 +19,7 @@ import asyncio
 import contextlib
 import logging
 import signal
+from collections.abc import Callable
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 
@@ -138,13 +139,15 @@ class Parts:
 
 
 async def start_gateway(
-    settings: Settings, *, telemetry: Telemetry | None = None
+    settings: Settings, *, telemetry: Telemetry | None = None, reuse_port: bool = False
 ) -> RunningGateway:
     """Build and start everything `settings` describe.
 
     `telemetry` (tests pass one with in-memory exporters) is used as given and
     left running; without it one is configured from `settings.telemetry`
     (not as the process-global provider) and shut down by `stop()`.
+    `reuse_port` lets the port be shared with the other worker processes
+    (gateway/workers/); otherwise a port in use is a bind failure.
     """
     stack = AsyncExitStack()
     registry = settings.registry()
@@ -180,7 +183,7 @@ async def start_gateway(
             settings, registry, policies, backend, ledger, artifacts, limiter, observer, telemetry,
             alerts, marker,
         )  # fmt: skip
-        server, port, admission, cleanups = await _start_server(parts, health_servicer)
+        server, port, admission, cleanups = await _start_server(parts, health_servicer, reuse_port)
         jobs = (policies.watch(settings.policy_poll_s), admission.sweep_forever(),
                 store_health.watch())  # fmt: skip
         for job in jobs:
@@ -256,7 +259,7 @@ async def _start_emulator(
 
 
 async def _start_server(
-    parts: Parts, health_servicer: health.aio.HealthServicer
+    parts: Parts, health_servicer: health.aio.HealthServicer, reuse_port: bool
 ) -> tuple[grpc.aio.Server, int, Admission, Cleanups]:
     settings, policies = parts.settings, parts.policies
     server = grpc.aio.server(
@@ -270,7 +273,9 @@ async def _start_server(
             ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
             # One process per address: gRPC sets SO_REUSEPORT by default, and a
             # second gateway on a port in use would bind too and split traffic.
-            ("grpc.so_reuseport", 0),
+            # Only the workers of one supervisor share it (gateway/workers/),
+            # after their parent found the port free of anyone else.
+            ("grpc.so_reuseport", 1 if reuse_port else 0),
             # A burst of new calls waits here until the event loop takes it.
             # Past the soft limit grpc-core cancels calls at random (random
             # early detection), all of them past the hard one.
@@ -365,29 +370,50 @@ def telemetry_config(settings: Settings) -> TelemetryConfig:
     )
 
 
-async def serve(settings: Settings) -> None:
-    """Run until SIGINT/SIGTERM, then drain in-flight streams and stop."""
+async def serve(
+    settings: Settings,
+    *,
+    reuse_port: bool = False,
+    on_ready: Callable[[RunningGateway], None] | None = None,
+) -> None:
+    """Run until SIGINT/SIGTERM, then drain in-flight streams and stop.
+
+    Once serving, `on_ready(gateway)` is called; without it the ready lines are
+    printed (a worker process reports to its supervisor instead). `reuse_port`:
+    see `start_gateway`.
+    """
     telemetry = None
     if settings.telemetry.enabled:
         telemetry = configure_telemetry(telemetry_config(settings), set_global=True)
     try:
-        await _serve(settings, telemetry)
+        await _serve(settings, telemetry, reuse_port, on_ready or _announce)
     finally:
         if telemetry is not None:
             telemetry.shutdown()
 
 
-async def _serve(settings: Settings, telemetry: Telemetry | None) -> None:
-    gateway = await start_gateway(settings, telemetry=telemetry)
+def _announce(gateway: RunningGateway) -> None:
+    """The ready lines on stdout (scripts and tests wait for the first)."""
+    print(f"Titan Image Gateway listening on {gateway.address}", flush=True)
+    telemetry = gateway.parts.telemetry
+    if telemetry is not None and telemetry.metrics_url is not None:
+        print(f"metrics on {telemetry.metrics_url}", flush=True)
+
+
+async def _serve(
+    settings: Settings,
+    telemetry: Telemetry | None,
+    reuse_port: bool,
+    on_ready: Callable[[RunningGateway], None],
+) -> None:
+    gateway = await start_gateway(settings, telemetry=telemetry, reuse_port=reuse_port)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     loop.add_signal_handler(signal.SIGHUP, gateway.policies.reload)
-    print(f"Titan Image Gateway listening on {gateway.address}", flush=True)
-    if telemetry is not None and telemetry.metrics_url is not None:
-        print(f"metrics on {telemetry.metrics_url}", flush=True)
     try:
+        on_ready(gateway)
         await stop.wait()
     finally:
         log.info("draining for up to %.1fs", settings.shutdown_grace_s)

@@ -70,7 +70,10 @@ class ListenError(OSError):
 
 
 def run(config_file: Path | None, *, log_level: str = "INFO", verbose: bool = False) -> int:
-    """`serve`: load, check, then serve until SIGINT/SIGTERM. Returns the exit code."""
+    """`serve`: load, check, then serve until SIGINT/SIGTERM. Returns the exit code.
+
+    With `workers` > 1 the checks also cover what worker processes cannot
+    share, and this process then supervises them (`gateway.workers`)."""
     try:
         return _run(config_file, log_level=log_level, verbose=verbose)
     except StartupError as exc:
@@ -89,6 +92,10 @@ def _run(config_file: Path | None, *, log_level: str, verbose: bool) -> int:
     problems += signing_problems(settings.provenance, settings.backend)
     if (problem := listen_problem(settings.listen)) is not None:
         problems.append(problem)
+    if settings.workers > 1:
+        from gateway.workers import sharing_problems
+
+        problems += sharing_problems(settings)
     if problems:
         raise StartupError(problems)
     if verbose:
@@ -96,6 +103,10 @@ def _run(config_file: Path | None, *, log_level: str, verbose: bool) -> int:
         settings = settings.model_copy(update={"telemetry": telemetry})
     configure_logging(log_level, settings.telemetry.json_logs)
     try:
+        if settings.workers > 1:  # this process supervises; the workers serve
+            from gateway.workers import supervise
+
+            return supervise(settings, log_level=log_level)
         asyncio.run(serve(settings))
     except (PolicyError, RegistryError, TlsError, OSError, RuntimeError) as exc:
         described = describe_failure(exc, settings)

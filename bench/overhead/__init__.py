@@ -14,6 +14,10 @@ Rows, each cell bounded in time and in requests:
   itself, as a client of Bedrock does), CPU per request of the gateway and
   the stand-in. Two gateway routes: a tenant with provenance off, and one
   with the default (required: every image watermarked and C2PA-signed).
+- the same gateway route with worker processes (`workers.py`): the 21 KB
+  image at c=10 and c=64 against `workers: 2` and `workers: 1`, both with a
+  Redis limiter (the local Redis, a prefix of the run's own) and requests
+  spread over 32 connections; CPU is the parent's plus its workers'.
 - time to the first image of a 5-image request against a 1-image request.
 - many streams: N streams at once against a stand-in that waits before each
   answer: time until all are admitted (their `accepted` event), how many
@@ -27,7 +31,8 @@ concurrency). `--profile` attaches py-spy to the gateway for two cells.
 The modules, each importing only those above it: `figures` (quantiles,
 formatting), `processes` (the stand-in and gateway processes, /proc),
 `callers` (one request per route), `rig` (processes + clients of a run),
-`cells` (the measured cells, TTFI), `streams`, `profile` (py-spy),
+`cells` (the measured cells, TTFI), `workers` (the worker-process rows),
+`streams`, `profile` (py-spy),
 `targets` (issue 12's limits), `plot` (the PNG), `report` (tables, JSON),
 `run` (one run, start to end); the command line is here.
 """

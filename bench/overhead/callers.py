@@ -6,9 +6,10 @@ the (first) image, so the routes compare like for like."""
 from __future__ import annotations
 
 import base64
+import itertools
 import json
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 
 import aiohttp
 import grpc
@@ -25,6 +26,12 @@ DIRECT = "direct"
 def route_of(tenant: str) -> str:
     """The name of the gateway route through the tenant with provenance `tenant`."""
     return f"gateway, provenance {tenant}"
+
+
+def workers_route(workers: int) -> str:
+    """The route of the worker-process rows (bench.overhead.workers): provenance
+    off, a Redis limiter, many channels; not in ROUTES (a gateway of their own)."""
+    return f"gateway, {workers} worker{'s' if workers > 1 else ''} + Redis, provenance off"
 
 
 # Route name -> the provenance setting of its tenant (None: no gateway).
@@ -96,5 +103,16 @@ def gateway_caller(
         if not first:
             raise RuntimeError("no image")
         return (first - start) * 1000
+
+    return one
+
+
+def spread_caller(stubs: Sequence[image_service_pb2_grpc.ImageServiceStub], tenant: str) -> One:
+    """`gateway_caller`, each request on the next of `stubs` in turn (one
+    connection each: worker processes share connections, not requests)."""
+    ones = itertools.cycle([gateway_caller(s, tenant) for s in stubs])
+
+    async def one() -> float:
+        return await next(ones)()
 
     return one

@@ -10,6 +10,7 @@ import os
 import signal
 import sys
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,16 +37,17 @@ class Process:
 
     child: asyncio.subprocess.Process
     address: str
+    output: Path  # its stdout and stderr
 
     @property
     def pid(self) -> int:
         return self.child.pid
 
     def cpu_s(self) -> float:
-        """utime + stime of the whole process (every thread), in seconds."""
-        stat = Path(f"/proc/{self.pid}/stat").read_text()
-        fields = stat[stat.rindex(")") + 2 :].split()
-        return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+        """utime + stime of the process and of every process below it (every
+        thread of each), in seconds: a gateway with `workers` > 1 is a parent
+        and its workers. (The stand-in and a one-process gateway have no children.)"""
+        return sum(_cpu_s(pid) for pid in (self.pid, *descendants(self.pid)))
 
     def rss_kib(self) -> int:
         for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
@@ -63,6 +65,43 @@ class Process:
                 await self.child.wait()
 
 
+def descendants(pid: int) -> list[int]:
+    """The processes below `pid` that are alive now (children first)."""
+    found: list[int] = []
+    for children in Path(f"/proc/{pid}/task").glob("*/children"):
+        with contextlib.suppress(OSError):  # a thread that just ended
+            for child in map(int, children.read_text().split()):
+                found += [child, *descendants(child)]
+    return found
+
+
+def _cpu_s(pid: int) -> float:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:  # it ended since it was listed: its time is gone with it
+        return 0.0
+    fields = stat[stat.rindex(")") + 2 :].split()
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+
+
+def connections(pids: list[int], port: int) -> list[int]:
+    """How many established TCP connections to `port` each of `pids` holds
+    (server side; gRPC's dual-stack sockets list IPv4 peers in tcp6)."""
+    inodes = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            fields = line.split()
+            if int(fields[1].rsplit(":", 1)[1], 16) == port and fields[3] == "01":
+                inodes.add(f"socket:[{fields[9]}]")
+    held = []
+    for pid in pids:
+        links: set[str] = set()
+        with contextlib.suppress(OSError):
+            links = {os.readlink(fd) for fd in Path(f"/proc/{pid}/fd").iterdir()}
+        held.append(len(inodes & links))
+    return held
+
+
 async def spawn(args: list[str], env: dict[str, str], out: Path, ready: str) -> Process:
     """Start `args` with stdout and stderr in `out`, and wait for the line
     beginning with `ready`; its last word is the address."""
@@ -72,7 +111,7 @@ async def spawn(args: list[str], env: dict[str, str], out: Path, ready: str) -> 
     while time.monotonic() < deadline:
         for line in _text(out).splitlines():
             if line.startswith(ready):
-                return Process(child, line.split()[-1])
+                return Process(child, line.split()[-1], out)
         if child.returncode is not None:
             break
         await asyncio.sleep(0.05)
@@ -91,7 +130,14 @@ async def start_standin(tmp: Path, impl: str = "raw") -> Process:
     return await spawn(args, dict(os.environ), tmp / f"standin-{impl}.out", "stand-in listening")
 
 
-def gateway_env(tmp: Path, standin: str) -> dict[str, str]:
+def gateway_env(
+    tmp: Path, standin: str, settings: Mapping[str, str] | None = None
+) -> dict[str, str]:
+    """`_base_env` with `settings` (TITAN_GW_*) over its defaults."""
+    return _base_env(tmp, standin) | dict(settings or {})
+
+
+def _base_env(tmp: Path, standin: str) -> dict[str, str]:
     """The environment of `gateway serve`: ours only, no TITAN_GW_ or OTEL_
     variables of the caller, dummy AWS credentials."""
     env = {
@@ -118,7 +164,11 @@ def gateway_env(tmp: Path, standin: str) -> dict[str, str]:
     }
 
 
-async def start_gateway(tmp: Path, standin: str) -> Process:
+async def start_gateway(
+    tmp: Path, standin: str, settings: Mapping[str, str] | None = None, name: str = "gateway"
+) -> Process:
+    """`gateway serve` with `settings` (TITAN_GW_*), its output in `tmp/<name>.out`."""
     args = [sys.executable, "-m", "gateway", "serve"]
-    out = tmp / "gateway.out"
-    return await spawn(args, gateway_env(tmp, standin), out, "Titan Image Gateway listening")
+    out = tmp / f"{name}.out"
+    env = gateway_env(tmp, standin, settings)
+    return await spawn(args, env, out, "Titan Image Gateway listening")

@@ -47,9 +47,16 @@ class Bench:
 
     async def configure(self, **settings: Any) -> None:
         """Set the stand-in's `image` and `delay_s` (see bench.standin)."""
-        url = f"http://{self.standin.address}/_standin"
-        async with self.session.post(url, json=settings) as answer:
-            answer.raise_for_status()
+        await configure_standin(self.session, self.standin, **settings)
+
+
+async def configure_standin(
+    session: aiohttp.ClientSession, standin: Process, **settings: Any
+) -> None:
+    """Set the stand-in's `image` and `delay_s` (see bench.standin)."""
+    url = f"http://{standin.address}/_standin"
+    async with session.post(url, json=settings) as answer:
+        answer.raise_for_status()
 
 
 async def with_gateway(

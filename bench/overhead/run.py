@@ -1,6 +1,7 @@
 """One run, start to end: the stand-in chosen, then the cells, TTFI and
-profile against one gateway and the many-streams row against a fresh one
-(memory the cells freed would hide the streams' own), then the machine."""
+profile against one gateway, the worker-process rows against gateways of
+their own, and the many-streams row against a fresh one (memory the cells
+freed would hide the streams' own), then the machine."""
 
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ from bench.overhead.processes import start_standin
 from bench.overhead.profile import profile
 from bench.overhead.rig import Bench, with_gateway
 from bench.overhead.streams import stream_rows
+from bench.overhead.workers import worker_cells
 
 RESULTS = Path(__file__).resolve().parents[1] / "results"
 
@@ -34,6 +36,9 @@ async def run(options: argparse.Namespace) -> dict[str, Any]:
         try:
             async with http_session() as session:
                 result = await with_gateway(tmp, standin, session, options, rows)
+                result["cells"] += [
+                    cell_dict(c) for c in await worker_cells(tmp, standin, session, options)
+                ]
                 if options.streams:
                     result |= await with_gateway(tmp, standin, session, options, stream_rows)
         finally:

@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from bench.overhead.callers import route_of
+from bench.overhead.callers import route_of, workers_route
 from bench.overhead.cells import with_added
 from bench.overhead.figures import fmt
 from bench.overhead.processes import KEYS
@@ -53,6 +53,9 @@ def targets(result: dict[str, Any]) -> list[Row]:
         off, req = figure(image, 64, "vs_direct")
         name = f"throughput at c=64 >= 50 % of direct, {image}"
         rows.append((name, fmt(off, "x"), fmt(req, "x"), None if off is None else off >= 0.5))
+    two = cells.get(("small", workers_route(2), 64), {}).get("vs_direct")
+    name = "throughput at c=64 >= 50 % of direct, small, 2 worker processes"
+    rows.append((name, fmt(two, "x"), "", None if two is None else two >= 0.5))
     return rows + stream_targets(result.get("streams"))
 
 

@@ -164,6 +164,16 @@ class Settings(BaseSettings):
             "default, 1,000, cancels calls at random in a burst above it"
         ),
     )
+    workers: int = Field(
+        1,
+        ge=1,
+        le=256,
+        description=(
+            "gateway processes sharing the listen port (SO_REUSEPORT): 1 serves in this "
+            "process; more makes this process a supervisor that starts, watches and stops "
+            "that many workers (gateway/workers/). Per-process limits apply per worker"
+        ),
+    )
     max_receive_message_bytes: int = Field(
         40 * MIB,
         ge=1 * MIB,
