@@ -22,9 +22,13 @@ MODEL_ID = "stability.sd3-5-large-v1:0"
 # API key per provenance setting of the tenant it belongs to.
 KEYS = {"off": "k-bench-plain", "required": "k-bench-marked"}
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+# A daily and a monthly budget, as a spend-limited tenant has: the money path
+# measured is the real one (reserve against limits, settle into spend windows,
+# the budget gauge after each request), never reached in a run.
 POLICY = """version: 1
 tiers:
-  bench: {{}}
+  bench:
+    budget: {{daily_usd: 1000000, monthly_usd: 10000000}}
 tenants:
   - {{id: marked, tier: bench, api_keys: ["{marked}"]}}
   - {{id: plain, tier: bench, api_keys: ["{plain}"], provenance: "off"}}

@@ -7,9 +7,10 @@ import json
 from pathlib import Path
 from typing import Any
 
-from bench.overhead.callers import DIRECT
+from bench.overhead.callers import DIRECT, PLAIN
 from bench.overhead.cells import IMAGES, with_added
 from bench.overhead.figures import fmt, today
+from bench.overhead.floor import floor_routes
 from bench.overhead.plot import plot
 from bench.overhead.targets import targets
 
@@ -21,6 +22,7 @@ def print_all(result: dict[str, Any]) -> None:
         f"{m['date']}; loopback, stand-in backend, telemetry on, SQLite ledger\n"
     )
     print_cells(result["cells"])
+    print_floor(result["cells"])
     print_standin_choice(result["standin_choice"])
     print_ttfi(result["ttfi"])
     if result.get("streams"):
@@ -45,6 +47,26 @@ def print_cells(cells: list[dict[str, Any]]) -> None:
             f"| {fmt(c['gateway_cpu_ms'], ' ms')} | {c['standin_cpu_ms']:.2f} ms "
             f"| {c['caller_cpu_ms']:.2f} ms | {c['errors']} |"
         )
+
+
+def print_floor(cells: list[dict[str, Any]]) -> None:
+    """CPU per request layer by layer (bench.overhead.floor), at c=10."""
+    cpu = {(c["image"], c["route"]): c["gateway_cpu_ms"] for c in cells if c["concurrency"] == 10}
+    layers = [*floor_routes(), PLAIN]
+    if not any((image, layers[0]) in cpu for image in IMAGES):
+        return
+    print("\n| c=10, CPU per request | " + " | ".join(f"{IMAGES[i]}" for i in IMAGES) + " |")
+    print("|---|" + "---:|" * len(IMAGES))
+    previous: dict[str, float | None] = dict.fromkeys(IMAGES)
+    for route in layers:
+        figures = []
+        for image in IMAGES:
+            value, before = cpu.get((image, route)), previous[image]
+            step = f" ({value - before:+.2f})" if value is not None and before is not None else ""
+            figures.append(f"{fmt(value, ' ms')}{step}")
+            previous[image] = value
+        name = "the gateway (provenance off)" if route == PLAIN else route
+        print(f"| {name} | " + " | ".join(figures) + " |")
 
 
 def print_standin_choice(cells: list[dict[str, Any]]) -> None:

@@ -18,6 +18,7 @@ import grpc
 
 from bench.overhead.callers import http_session
 from bench.overhead.cells import cell_dict, cells, standin_choice, ttfi
+from bench.overhead.floor import floor_cells
 from bench.overhead.processes import start_standin
 from bench.overhead.profile import profile
 from bench.overhead.rig import Bench, with_gateway
@@ -38,6 +39,9 @@ async def run(options: argparse.Namespace) -> dict[str, Any]:
                 result = await with_gateway(tmp, standin, session, options, rows)
                 result["cells"] += [
                     cell_dict(c) for c in await worker_cells(tmp, standin, session, options)
+                ]
+                result["cells"] += [
+                    cell_dict(c) for c in await floor_cells(tmp, standin, session, options)
                 ]
                 if options.streams:
                     result |= await with_gateway(tmp, standin, session, options, stream_rows)
