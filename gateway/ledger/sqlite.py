@@ -44,7 +44,7 @@ from gateway.ledger.budget import (
     require_record,
     require_row_limit,
 )
-from gateway.ledger.sqlite_group import GroupCommit
+from gateway.ledger.sqlite_group import GroupCommit, WriterTurn
 
 T = TypeVar("T")
 
@@ -61,7 +61,9 @@ class SqliteLedger:
     async def start(self) -> None:
         if self._group is not None:
             raise LedgerError("ledger already started")
-        self._group = GroupCommit(lambda: self._conn)
+        self._path.parent.mkdir(parents=True, exist_ok=True)
+        turn = WriterTurn(self._path.with_name(self._path.name + ".writer-lock"))
+        self._group = GroupCommit(lambda: self._conn, turn=turn)
         try:
             await self._submit(self._open, grouped=False)
         except BaseException:

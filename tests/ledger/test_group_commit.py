@@ -5,6 +5,8 @@ atomic, durable before it answers, and alone in failing."""
 from __future__ import annotations
 
 import asyncio
+import fcntl
+import os
 import sqlite3
 import threading
 from collections.abc import AsyncIterator
@@ -188,3 +190,28 @@ async def test_a_batch_with_a_settle_commits_with_a_sync(ledger: SqliteLedger) -
     assert level == 2
     # The next batch without a settle goes back to NORMAL.
     assert await ledger._run(_synchronous, durable=False) == 1
+
+
+async def test_a_batch_holds_the_writer_turn_from_begin_to_commit(
+    ledger: SqliteLedger, tmp_path: Path
+) -> None:
+    """Processes sharing the file (worker processes) take turns by `flock` on a
+    file beside it, held for exactly each transaction: a waiting process is
+    woken when it is let go instead of polling SQLite's lock (which starved
+    one of two busy workers for seconds)."""
+    turn = tmp_path / "ledger.db.writer-lock"
+
+    def taken_by_someone() -> bool:
+        fd = os.open(turn, os.O_RDWR)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        finally:
+            os.close(fd)  # closing lets go of a lock this probe took
+        return False
+
+    seen_inside = await ledger._run(lambda conn: taken_by_someone())
+    assert seen_inside
+    await ledger.reserve("acme", "r1", PRICE, [day(PRICE)], now=T0, lease_s=LEASE_S)
+    assert not taken_by_someone()
