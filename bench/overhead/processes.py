@@ -54,10 +54,9 @@ class Process:
         return sum(_cpu_s(pid) for pid in (self.pid, *descendants(self.pid)))
 
     def rss_kib(self) -> int:
-        for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-        return 0
+        """Resident memory of the process and every process below it (a gateway
+        with `workers` > 1 is a parent and its workers)."""
+        return sum(_rss_kib(pid) for pid in (self.pid, *descendants(self.pid)))
 
     async def stop(self) -> None:
         if self.child.returncode is None:
@@ -77,6 +76,17 @@ def descendants(pid: int) -> list[int]:
             for child in map(int, children.read_text().split()):
                 found += [child, *descendants(child)]
     return found
+
+
+def _rss_kib(pid: int) -> int:
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:  # it ended since it was listed
+        return 0
+    for line in status.splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    return 0
 
 
 def _cpu_s(pid: int) -> float:

@@ -27,6 +27,8 @@ def print_all(result: dict[str, Any]) -> None:
     print_ttfi(result["ttfi"])
     if result.get("streams"):
         print_streams(result["streams"])
+    if result.get("streams_2_workers"):
+        print_streams(result["streams_2_workers"])
     print_targets(result)
     if result.get("profile"):
         print_profile(result["profile"])
@@ -105,8 +107,10 @@ def print_streams(s: dict[str, Any]) -> None:
     print("|---|---:|---:|---:|---|---:|---:|---:|---:|---:|")
     lag = [s[k] for k in ("health_ms_idle", "health_ms_during_burst", "health_ms_while_held")]
     lags = " | ".join(f"{x['p50']:.1f} / {x['p99']:.1f} ms" for x in lag)
+    workers = f", {s['workers']} workers" if s.get("workers") else ""
     print(
-        f"| {s['streams']:,} (stand-in waits {s['standin_delay_s']:g} s) | {s['admitted']:,} "
+        f"| {s['streams']:,} (stand-in waits {s['standin_delay_s']:g} s{workers}) "
+        f"| {s['admitted']:,} "
         f"| {within} | {last} | {s['dropped'] or 'none'} | {s['rss_held_kib'] / 1024:,.0f} MiB "
         f"| {per} | {lags} |"
     )

@@ -23,7 +23,7 @@ from bench.overhead.processes import start_standin
 from bench.overhead.profile import profile
 from bench.overhead.rig import Bench, with_gateway
 from bench.overhead.streams import stream_rows
-from bench.overhead.workers import worker_cells
+from bench.overhead.workers import worker_cells, worker_streams
 
 RESULTS = Path(__file__).resolve().parents[1] / "results"
 
@@ -45,6 +45,9 @@ async def run(options: argparse.Namespace) -> dict[str, Any]:
                 ]
                 if options.streams:
                     result |= await with_gateway(tmp, standin, session, options, stream_rows)
+                    two = await worker_streams(tmp, standin, session, options)
+                    if two is not None:
+                        result["streams_2_workers"] = two
         finally:
             await standin.stop()
     result["standin_choice"] = [cell_dict(c) for c in choice]

@@ -18,6 +18,7 @@ import secrets
 import socket
 import sys
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import grpc
@@ -26,7 +27,8 @@ import redis.asyncio as aioredis
 from bench.overhead.callers import CHANNEL_OPTIONS, spread_caller, stub, workers_route
 from bench.overhead.cells import Cell, run_cell
 from bench.overhead.processes import Process, connections, start_gateway
-from bench.overhead.rig import configure_standin
+from bench.overhead.rig import Bench, configure_standin
+from bench.overhead.streams import stream_rows
 
 WORKER_COUNTS = (1, 2)
 LEVELS = (10, 64)
@@ -50,6 +52,35 @@ async def worker_cells(
     try:
         await configure_standin(session, standin, image="small", delay_s=0)
         return await _measure_all(tmp, standin, options, prefix)
+    finally:
+        keys = [key async for key in client.scan_iter(match=f"{prefix}*", count=1000)]
+        if keys:
+            await client.delete(*keys)
+        await client.aclose()
+
+
+async def worker_streams(
+    tmp: Path, standin: Process, session: aiohttp.ClientSession, options: argparse.Namespace
+) -> dict[str, Any] | None:
+    """The many-streams row against `workers: 2` (one replica, both cores), or
+    None without Redis."""
+    prefix = f"bench-overhead-{secrets.token_hex(6)}:"
+    client = aioredis.Redis.from_url(REDIS_URL, socket_timeout=5, socket_connect_timeout=5)
+    try:
+        await client.ping()
+    except (OSError, aioredis.RedisError) as exc:
+        await client.aclose()
+        print(f"  2-worker streams row skipped: no Redis at {REDIS_URL} ({exc})", file=sys.stderr)
+        return None
+    try:
+        gateway = await _start(tmp, standin, 2, f"{prefix}streams:")
+        try:
+            async with grpc.aio.insecure_channel(gateway.address, options=CHANNEL_OPTIONS) as ch:
+                bench = Bench(tmp, standin, gateway, session, ch, options)
+                rows: dict[str, Any] = (await stream_rows(bench))["streams"]
+                return rows | {"workers": 2}
+        finally:
+            await gateway.stop()
     finally:
         keys = [key async for key in client.scan_iter(match=f"{prefix}*", count=1000)]
         if keys:
