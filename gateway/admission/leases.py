@@ -90,7 +90,7 @@ class LeaseKeeper:
         for ticket in tickets:
             if ticket.reservation.id in renewed:
                 ticket.renewed_at = now
-            else:
+            elif ticket.reservation.id in self._held:  # not released meanwhile
                 lose(ticket, "its reservation is gone")
 
     async def _renew_slots(self, tickets: list[Ticket]) -> None:

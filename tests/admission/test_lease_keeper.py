@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -31,6 +31,7 @@ class CountingLedger(SqliteLedger):
         super().__init__(path)
         self.calls: list[int] = []  # how many ids each renew_many call named
         self.failing = False
+        self.during: Callable[[], Awaitable[None]] | None = None  # runs inside a call
 
     async def renew_many(
         self, reservation_ids: Sequence[str], *, now: datetime, lease_s: float
@@ -38,6 +39,8 @@ class CountingLedger(SqliteLedger):
         self.calls.append(len(reservation_ids))
         if self.failing:
             raise OSError("disk I/O error")
+        if self.during is not None:
+            await self.during()
         return await super().renew_many(reservation_ids, now=now, lease_s=lease_s)
 
     async def renew(self, *args: Any, **kwargs: Any) -> bool:
@@ -88,6 +91,26 @@ async def test_a_lease_the_ledger_lost_is_lost_for_that_request_only(
     assert ledger.calls == [2, 1]  # a lost lease is not renewed again
     keeper.let_go(gone)
     keeper.let_go(kept)
+
+
+async def test_a_request_that_finishes_during_a_round_is_not_called_lost(
+    ledger: CountingLedger,
+) -> None:
+    """Its release can win the race with the round that named it: that is a
+    request done, not a lease lost."""
+    keeper = LeaseKeeper(ledger, MemoryLimiter(), LEASE_S)
+    done, running = await _tickets(ledger, 2)
+    keeper.hold(done)
+    keeper.hold(running)
+
+    async def finish_done() -> None:
+        keeper.let_go(done)
+        await ledger.release(done.reservation.id)
+
+    ledger.during = finish_done
+    await keeper.renew_round()
+    assert (done.lease_lost, running.lease_lost) == (False, False)
+    keeper.let_go(running)
 
 
 async def test_a_failing_store_costs_a_lease_only_after_a_whole_lease(
