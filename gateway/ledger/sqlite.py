@@ -4,8 +4,9 @@ All work runs on one dedicated worker thread that owns the connection, so
 the event loop never blocks on disk and the connection is never shared across
 threads; the jobs waiting when it is free share one transaction and one
 commit (group commit, `sqlite_group`). Several processes may open the same
-file: `BEGIN IMMEDIATE` plus `busy_timeout` serialise their writes (see
-`sqlite_ops`).
+file: they take turns writing by `flock` on a file beside it
+(`sqlite_group.WriterTurn`), and `BEGIN IMMEDIATE` plus `busy_timeout`
+serialise any other writer (see `sqlite_ops`).
 """
 
 from __future__ import annotations

@@ -26,8 +26,8 @@ not safe to use. (`multiprocessing` also starts its small resource-tracker
 process beside the workers; it exits with the parent.)
 
 Promises kept across workers by shared stores, not by the processes: the
-ledger (PostgreSQL, or one SQLite file: `BEGIN IMMEDIATE` + `busy_timeout`
-serialise the processes' writes) holds budgets, reservations and
+ledger (PostgreSQL, or one SQLite file: the processes take turns writing
+by `flock`, `sqlite_group.WriterTurn`) holds budgets, reservations and
 idempotency; Redis holds the quotas; artifacts live in the ledger's
 PostgreSQL or under the one `data_dir`. Per-process limits —
 `max_pending_requests`, `send_buffer_bytes`, `backend_concurrency`,
