@@ -29,6 +29,7 @@ from gateway.ledger import (
 )
 from gateway.ledger.sqlite import SqliteLedger
 from gateway.limits import Limiter, LimiterUnavailable, RateLimit, RateRequest
+from gateway.limits.memory import MemoryLimiter
 from gateway.rpc import as_gateway_error
 from gateway.stores import (
     LEDGER,
@@ -472,3 +473,14 @@ async def test_the_sqlite_ledger_tells_a_deep_queue_from_a_hang(tmp_path) -> Non
     finally:
         await raw.close()
     assert raw.progress() is None
+
+
+async def test_the_in_process_limiter_is_not_guarded() -> None:
+    """It cannot hang or go down, so no timeout, task or health state is spent
+    on its calls; a limiter across the network is guarded (the rig above)."""
+    memory = MemoryLimiter()
+    _, limiter, _ = guard_stores(
+        cast(Ledger, FaultyStore(LedgerUnavailable)), memory, timeout_s=1, probe_interval_s=1
+    )
+    assert limiter is memory
+    assert (await limiter.acquire([RATE])).allowed
