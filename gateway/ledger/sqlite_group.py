@@ -97,13 +97,19 @@ class WriterTurn:
 
     @contextlib.contextmanager
     def taken(self) -> Iterator[None]:
+        """Hold the turn for the block; OSError, before it runs, if the lock
+        file cannot be opened or locked."""
         if self._fd is None:
             self._fd = os.open(self._path, os.O_RDWR | os.O_CREAT, 0o600)
         fcntl.flock(self._fd, fcntl.LOCK_EX)
         try:
             yield
         finally:
-            fcntl.flock(self._fd, fcntl.LOCK_UN)
+            try:
+                fcntl.flock(self._fd, fcntl.LOCK_UN)
+            except OSError:  # closing the file lets the lock go as surely
+                log.warning("could not unlock %s; closing it", self._path, exc_info=True)
+                self.close()
 
     def close(self) -> None:
         if self._fd is not None:
@@ -192,8 +198,11 @@ class GroupCommit:
         if self._turn is None:
             outcomes = self._transact(batch)
         else:
-            with self._turn.taken():
-                outcomes = self._transact(batch)
+            try:
+                with self._turn.taken():
+                    outcomes = self._transact(batch)
+            except OSError as exc:  # the turn could not be taken: nothing ran
+                outcomes = _all_failed(batch, exc)
         _answer_all(batch, outcomes)  # after the turn is let go
 
     def _transact(self, batch: list[_Job]) -> list[tuple[bool, Any]]:

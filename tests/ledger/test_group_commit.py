@@ -215,3 +215,25 @@ async def test_a_batch_holds_the_writer_turn_from_begin_to_commit(
     assert seen_inside
     await ledger.reserve("acme", "r1", PRICE, [day(PRICE)], now=T0, lease_s=LEASE_S)
     assert not taken_by_someone()
+
+
+async def test_a_turn_that_cannot_be_taken_fails_the_batch_and_the_ledger_goes_on(
+    tmp_path: Path,
+) -> None:
+    """An unusable lock file (here a folder in its place) fails the jobs that
+    needed it with LedgerUnavailable, never leaves them waiting, and once it
+    is usable again the ledger writes as before."""
+    blocker = tmp_path / "ledger.db.writer-lock"
+    blocker.mkdir()
+    ledger = SqliteLedger(tmp_path / "ledger.db")
+    await ledger.start()
+    try:
+        with pytest.raises(LedgerUnavailable):  # within 10 s: a dead writer would hang it
+            async with asyncio.timeout(10):
+                await ledger.reserve("acme", "r1", PRICE, [day(PRICE)], now=T0, lease_s=LEASE_S)
+        blocker.rmdir()
+        again = await ledger.reserve("acme", "r2", PRICE, [day(PRICE)], now=T0, lease_s=LEASE_S)
+        assert again.amount_micros == PRICE
+    finally:
+        async with asyncio.timeout(10):
+            await ledger.close()
