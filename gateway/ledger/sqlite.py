@@ -6,7 +6,7 @@ threads; the jobs waiting when it is free share one transaction and one
 commit (group commit, `sqlite_group`). Several processes may open the same
 file: they take turns writing by `flock` on a file beside it
 (`sqlite_group.WriterTurn`), and `BEGIN IMMEDIATE` plus `busy_timeout`
-serialise any other writer (see `sqlite_ops`).
+serialise any other writer (see `sqlite_ops.connection`).
 """
 
 from __future__ import annotations

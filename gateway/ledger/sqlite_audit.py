@@ -1,7 +1,7 @@
 """The SQLite ledger's admin audit log: budget changes that commit together
 with their audit entry, and the log read newest first (see `audit.py`).
 
-Kept apart from `sqlite_ops` (the money path); it uses the same transaction
+Kept apart from `sqlite_ops` (the money path and records); it uses the same transaction
 helpers, so a change and its entry share one `BEGIN IMMEDIATE … COMMIT`.
 """
 

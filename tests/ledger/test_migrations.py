@@ -22,6 +22,7 @@ from gateway.ledger import (
     sqlite_ops,
 )
 from gateway.ledger.schema import Migration, load_migrations
+from gateway.ledger.sqlite_ops import connection as sqlite_connection
 
 from .conftest import Store
 from .pg import create_database, drop_database, new_database_name
@@ -119,7 +120,7 @@ async def test_a_version_1_ledger_upgrades_in_place(
         name = new_database_name()
         dsn = await create_database(name)
         store = Store(kind, lambda: PostgresLedger(dsn, max_size=2), dsn)
-    ops: Any = sqlite_ops if kind == "sqlite" else postgres_ops
+    ops: Any = sqlite_connection if kind == "sqlite" else postgres_ops
     try:
         monkeypatch.setattr(ops, "load_migrations", only_version_1)
         old = await store.make()
