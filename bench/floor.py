@@ -80,7 +80,7 @@ async def serve(standin: str, backend: str) -> None:
         async def no_call() -> bytes:
             return fixed
 
-        fetch: Fetch = {"none": no_call, "http": over_http}.get(backend, over_http)
+        fetch: Fetch = no_call if backend == "none" else over_http
         stack = None
         if backend == "sdk":
             config = AioConfig(max_pool_connections=512, retries={"total_max_attempts": 1})

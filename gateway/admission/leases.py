@@ -19,7 +19,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
@@ -36,18 +35,10 @@ log = logging.getLogger(__name__)
 class LeaseKeeper:
     """Renews the leases of the tickets it holds, all together, until let go."""
 
-    def __init__(
-        self,
-        ledger: Ledger,
-        limiter: Limiter,
-        lease_s: float,
-        *,
-        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
-    ) -> None:
+    def __init__(self, ledger: Ledger, limiter: Limiter, lease_s: float) -> None:
         self._ledger = ledger
         self._limiter = limiter
         self._lease_s = lease_s
-        self._clock = clock
         self._held: dict[str, Ticket] = {}  # by reservation id
         self._task: asyncio.Task[None] | None = None
         self.rounds = 0  # renewal rounds made (for tests)
@@ -77,7 +68,9 @@ class LeaseKeeper:
         self.rounds += 1
         ids = [t.reservation.id for t in tickets]
         try:
-            renewed = await self._ledger.renew_many(ids, now=self._clock(), lease_s=self._lease_s)
+            renewed = await self._ledger.renew_many(
+                ids, now=datetime.now(UTC), lease_s=self._lease_s
+            )
             await self._renew_slots(tickets)
         except Exception:  # a store hiccup: try again next round, within the lease
             log.warning("could not renew the leases of %d requests", len(tickets), exc_info=True)

@@ -265,14 +265,11 @@ class Ledger(Protocol):
     async def release(self, reservation_id: str) -> int:
         """Drop what is left of a reservation; the amount dropped (0 if gone)."""
 
-    async def renew(self, reservation_id: str, *, now: datetime, lease_s: float) -> bool:
-        """Extend a live lease to at least now + lease_s; False if expired or gone."""
-
     async def renew_many(
         self, reservation_ids: Sequence[str], *, now: datetime, lease_s: float
     ) -> set[str]:
-        """`renew` for many leases in one transaction; the ids renewed (the
-        others had expired or were gone)."""
+        """Extend each live lease to at least now + lease_s, in one transaction;
+        the ids renewed (the others had expired or were gone)."""
 
     async def sweep(self, *, now: datetime) -> int:
         """Delete reservations whose lease ended; how many were deleted.

@@ -164,18 +164,6 @@ class PostgresLedger:
             )
         return int(released or 0)
 
-    async def renew(self, reservation_id: str, *, now: datetime, lease_s: float) -> bool:
-        until = lease_expiry(now, lease_s)
-        async with self._connection() as conn:
-            renewed = await conn.fetchval(
-                "UPDATE reservations SET expires_at = GREATEST(expires_at, $2)"
-                " WHERE id = $1 AND expires_at > $3 RETURNING id",
-                reservation_id,
-                until,
-                now,
-            )
-        return renewed is not None
-
     async def renew_many(
         self, reservation_ids: Sequence[str], *, now: datetime, lease_s: float
     ) -> set[str]:

@@ -110,10 +110,6 @@ class SqliteLedger:
     async def release(self, reservation_id: str) -> int:
         return await self._run(ops.release, reservation_id, durable=False)
 
-    async def renew(self, reservation_id: str, *, now: datetime, lease_s: float) -> bool:
-        until = lease_expiry(now, lease_s)
-        return await self._run(ops.renew, reservation_id, now, until, durable=False)
-
     async def renew_many(
         self, reservation_ids: Sequence[str], *, now: datetime, lease_s: float
     ) -> set[str]:

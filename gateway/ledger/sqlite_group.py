@@ -166,7 +166,7 @@ class GroupCommit:
                 return
             if not first.grouped:
                 if first.start():
-                    _answer(first, *_run(first.work))
+                    _answer_all([first], [_run(first.work)])
                     self.last_progress = time.monotonic()
                 continue
             batch, stop = [first], False
@@ -182,7 +182,7 @@ class GroupCommit:
                     self._commit(batch)
                     batch = []
                     if job.start():
-                        _answer(job, *_run(job.work))
+                        _answer_all([job], [_run(job.work)])
                         self.last_progress = time.monotonic()
                     continue
                 batch.append(job)
@@ -276,10 +276,3 @@ def _settle(job: _Job, ok: bool, value: Any) -> None:
         job.future.set_result(value)
     else:
         job.future.set_exception(value)
-
-
-def _answer(job: _Job, ok: bool, value: Any) -> None:
-    try:
-        job.loop.call_soon_threadsafe(_settle, job, ok, value)
-    except RuntimeError:  # the loop is closed: nobody is waiting any more
-        log.debug("ledger job finished after its event loop closed")

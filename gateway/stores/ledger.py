@@ -108,14 +108,6 @@ class TimedLedger:
             self._name, "release", lambda: self._ledger.release(reservation_id), writes=True
         )
 
-    async def renew(self, reservation_id: str, *, now: datetime, lease_s: float) -> bool:
-        return await self._health.call(
-            self._name,
-            "renew",
-            lambda: self._ledger.renew(reservation_id, now=now, lease_s=lease_s),
-            writes=True,
-        )
-
     async def renew_many(
         self, reservation_ids: Sequence[str], *, now: datetime, lease_s: float
     ) -> set[str]:

@@ -5,7 +5,6 @@ set of `error:` lines instead of one per worker.
 - the policy file loads (a worker would fail on it N times over);
 - the signer loads, and the development signing chain under
   `data_dir/provenance` exists (made here when no key is configured);
-- with a SQLite ledger, the data dir and its artifact folder exist;
 - the ledger's migrations are applied (SQLite: the file is created in WAL
   mode here; PostgreSQL: the tables), by opening the ledger and closing it.
 
@@ -28,11 +27,6 @@ async def prepare_shared(settings: Settings) -> None:
     """Check and create, in this process, what every worker will open."""
     PolicyStore(settings.policy_file, price_table(settings.registry()))
     Marker.from_settings(settings.provenance, settings.data_dir).close()
-    url = settings.ledger_location()
-    if url.startswith("sqlite:"):
-        # The ledger file's folder, and where `start_gateway` keeps artifacts
-        # when the ledger is not PostgreSQL (which then keeps them itself).
-        (settings.data_dir / "artifacts").mkdir(parents=True, exist_ok=True)
-    ledger = open_ledger(url)
+    ledger = open_ledger(settings.ledger_location())
     await ledger.start()
     await ledger.close()

@@ -162,7 +162,7 @@ async def test_reservations_and_releases_alone_commit_without_a_sync(
         for i in (1, 2)
     ]
     jobs.append(ledger.release(held.id))
-    jobs.append(ledger.renew(held.id, now=T0, lease_s=LEASE_S))
+    jobs.append(ledger.renew_many([held.id], now=T0, lease_s=LEASE_S))
     probe = ledger._run(_synchronous, durable=False)
     pending = asyncio.gather(*jobs, probe)
     await asyncio.sleep(0.05)

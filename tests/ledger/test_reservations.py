@@ -200,11 +200,13 @@ async def test_settle_after_expiry_still_bills(ledger: Ledger) -> None:
 async def test_renew_extends_a_live_lease_only(ledger: Ledger) -> None:
     reservation = await ledger.reserve("acme", "r1", LIMIT, [day(LIMIT)], now=T0, lease_s=10)
 
-    assert await ledger.renew(reservation.id, now=T0 + seconds(8), lease_s=10)
+    assert await ledger.renew_many([reservation.id], now=T0 + seconds(8), lease_s=10) == {
+        reservation.id
+    }
     with pytest.raises(BudgetExhausted):  # still held at T0 + 15 s thanks to the renewal
         await ledger.reserve("acme", "r2", 1, [day(LIMIT)], now=T0 + seconds(15), lease_s=10)
-    assert not await ledger.renew(reservation.id, now=T0 + seconds(18), lease_s=10)
-    assert not await ledger.renew("no-such-reservation", now=T0, lease_s=10)
+    assert not await ledger.renew_many([reservation.id], now=T0 + seconds(18), lease_s=10)
+    assert not await ledger.renew_many(["no-such-reservation"], now=T0, lease_s=10)
 
 
 async def test_renew_many_renews_the_live_leases_in_one_call(ledger: Ledger) -> None:
@@ -235,4 +237,4 @@ async def test_renew_many_renews_the_live_leases_in_one_call(ledger: Ledger) -> 
 async def test_renew_after_release_is_refused(ledger: Ledger) -> None:
     reservation = await ledger.reserve("acme", "r1", PRICE, [], now=T0, lease_s=10)
     await ledger.release(reservation.id)
-    assert not await ledger.renew(reservation.id, now=T0, lease_s=10)
+    assert not await ledger.renew_many([reservation.id], now=T0, lease_s=10)

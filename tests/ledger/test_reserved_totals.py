@@ -80,7 +80,7 @@ async def test_the_running_total_equals_the_rows_after_every_change(tmp_path: Pa
                 await ledger.release(rid)
             elif action < 0.95:
                 rid, _, _ = rng.choice(live)
-                await ledger.renew(rid, now=now, lease_s=30)
+                await ledger.renew_many([rid], now=now, lease_s=30)
             else:
                 await ledger.sweep(now=now)
             kept, summed = _totals(path)

@@ -149,16 +149,6 @@ def release(conn: sqlite3.Connection, reservation_id: str) -> int:
     return int(row[0]) if row else 0
 
 
-def renew(conn: sqlite3.Connection, reservation_id: str, now: datetime, until: datetime) -> bool:
-    with write(conn):
-        row = conn.execute(
-            "UPDATE reservations SET expires_at = MAX(expires_at, ?)"
-            " WHERE id = ? AND expires_at > ? RETURNING id",
-            (to_us(until), reservation_id, to_us(now)),
-        ).fetchone()
-    return row is not None
-
-
 def renew_many(
     conn: sqlite3.Connection, reservation_ids: Sequence[str], now: datetime, until: datetime
 ) -> set[str]:
